@@ -1,0 +1,85 @@
+import os from 'node:os';
+import amqp, { type ChannelModel, type RecoveringChannelModel } from 'amqplib';
+import { redactUrl } from './config.js';
+import { ErrorCodes, PipelineError } from './errors.js';
+import type { Logger } from './log.js';
+
+export interface BrokerOptions {
+  /** amqp:// or amqps:// URL. */
+  url: string;
+  /** Shown in the management UI's Connections tab, e.g. `prime-filter@host`. */
+  connectionName: string;
+  /** AMQP heartbeat, seconds; 0 turns heartbeats off. Ignored if the URL sets `heartbeat`. */
+  heartbeatSeconds: number;
+  /** Attempts at start-up before `connectBroker` rejects; later reconnects never give up. */
+  connectRetries: number;
+  log: Logger;
+  /**
+   * Runs after every successful (re)connect, before the connection is handed out:
+   * declare topology, open channels, start consumers here.
+   */
+  setup?: (model: ChannelModel) => Promise<void>;
+}
+
+/** `service@hostname`, the connection name operators see in the management UI. */
+export function connectionNameFor(service: string): string {
+  return `${service}@${os.hostname()}`;
+}
+
+function withHeartbeat(url: string, seconds: number): string {
+  const u = new URL(url);
+  if (!u.searchParams.has('heartbeat')) u.searchParams.set('heartbeat', String(seconds));
+  return u.toString();
+}
+
+/** What to tell a person whose broker cannot be reached. */
+export function brokerHelp(url: string): string {
+  return [
+    `cannot reach RabbitMQ at ${redactUrl(url)}.`,
+    'Start a broker, or point AMQP_URL at one:',
+    '  - this machine:  rabbitmq-server -detached   (Debian/Ubuntu: apt-get install rabbitmq-server)',
+    '  - containers:    docker compose up -d rabbitmq   (then AMQP_URL=amqp://guest:guest@127.0.0.1:${RABBITMQ_PORT:-5672})',
+  ].join('\n');
+}
+
+/**
+ * Connects with amqplib's built-in recovery: on any connection loss it reconnects
+ * with backoff and runs `setup` again, so topology and consumers come back by themselves.
+ * Nagle's algorithm is off (`noDelay`): with it on, each round trip costs ~40 ms.
+ * Rejects with PIPELINE_ERR_BROKER_UNREACHABLE when the first connection cannot be made.
+ */
+export async function connectBroker(opts: BrokerOptions): Promise<RecoveringChannelModel> {
+  const { log } = opts;
+  const model = await amqp.connect(withHeartbeat(opts.url, opts.heartbeatSeconds), {
+    noDelay: true,
+    clientProperties: { connection_name: opts.connectionName },
+    recovery: {
+      initialDelay: 200,
+      maxDelay: 5000,
+      initialMaxRetries: opts.connectRetries,
+      maxRetries: Infinity,
+      waitForConnect: false,
+      ...(opts.setup ? { setup: opts.setup } : {}),
+    },
+  });
+  model.on('connect', () => log.info({ broker: redactUrl(opts.url) }, 'connected to broker'));
+  model.on('disconnect', (err: Error) => log.warn({ err }, 'connection to broker lost; reconnecting'));
+  model.on('connect-failed', (err: Error) => log.warn({ err }, 'connection attempt failed'));
+  model.on('reconnect-scheduled', (info: { attempt: number; delay: number }) =>
+    log.info({ attempt: info.attempt, delayMs: info.delay }, 'reconnect scheduled'),
+  );
+  model.on('blocked', (reason: string) => log.warn({ reason }, 'broker blocked publishing (resource alarm)'));
+  model.on('unblocked', () => log.info('broker unblocked publishing'));
+  model.on('error', (err: Error) => log.warn({ err }, 'connection error'));
+  model.on('handler-error', (err: Error, event: string) => log.error({ err, event }, 'connection event handler threw'));
+  try {
+    await model.waitForConnect();
+  } catch (cause) {
+    await model.close().catch(() => {});
+    throw new PipelineError(ErrorCodes.BROKER_UNREACHABLE, brokerHelp(opts.url), {
+      cause,
+      details: { url: redactUrl(opts.url) },
+    });
+  }
+  return model;
+}

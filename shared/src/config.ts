@@ -1,0 +1,80 @@
+import { z } from 'zod';
+import { ErrorCodes, PipelineError } from './errors.js';
+
+const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
+
+/**
+ * Every setting of every process, read from the environment once.
+ * Each entry: its environment variable, its unit, its default.
+ */
+const schema = z.object({
+  /** Broker URL (amqp:// or amqps://). */
+  AMQP_URL: z
+    .string()
+    .regex(/^amqps?:\/\//, 'must start with amqp:// or amqps://')
+    .default('amqp://guest:guest@127.0.0.1:5672'),
+  /** pino level. */
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** AMQP heartbeat, seconds: a dead peer is noticed within about two of these. */
+  HEARTBEAT_SECONDS: int(0, 600).default(10),
+  /** Connection attempts at start-up before giving up (reconnects after that never give up). */
+  CONNECT_RETRIES: int(0, 1000).default(5),
+  /** Messages a consumer holds unacknowledged at once (its concurrency). Default depends on the service. */
+  PREFETCH: int(1, 65535).optional(),
+  /** Largest job body a consumer accepts, bytes; bigger ones are dead-lettered. */
+  MAX_MESSAGE_BYTES: int(64, 128 * 1024 * 1024).default(1024 * 1024),
+  /** Most numbers one list job may cover (to - from + 1). */
+  MAX_RANGE_WIDTH: int(1, 100_000_000).default(100_000),
+  /** How long a consumer waits for in-flight jobs on SIGTERM before handing them back, ms. */
+  SHUTDOWN_GRACE_MS: int(0, 600_000).default(10_000),
+  /** How long an uncollected per-batch reply queue lives, ms. */
+  REPLY_QUEUE_TTL_MS: int(1000, 30 * 24 * 3600 * 1000).default(24 * 3600 * 1000),
+  /** Whole-request time limit for a page fetch, ms. */
+  FETCH_TIMEOUT_MS: int(100, 600_000).default(10_000),
+  /** Most bytes read from one page before giving up on finding its title. */
+  FETCH_MAX_BYTES: int(1024, 64 * 1024 * 1024).default(1024 * 1024),
+  /** Redirects followed per page. */
+  FETCH_MAX_REDIRECTS: int(0, 20).default(5),
+});
+
+export type Config = Readonly<z.infer<typeof schema>>;
+
+/** Names of the settings, for documentation and `--help`. */
+export const configKeys = Object.keys(schema.shape) as (keyof Config)[];
+
+/**
+ * Parses the environment once. Every problem is reported in one error
+ * (code PIPELINE_ERR_CONFIG); the result is frozen.
+ * `defaults` supplies per-service defaults beneath the environment.
+ */
+export function loadConfig(
+  env: Record<string, string | undefined> = process.env,
+  defaults: Partial<Record<keyof Config, string>> = {},
+): Config {
+  const input: Record<string, string> = {};
+  for (const key of configKeys) {
+    const value = env[key];
+    const fallback = defaults[key];
+    if (value !== undefined && value !== '') input[key] = value;
+    else if (fallback !== undefined) input[key] = fallback;
+  }
+  const parsed = schema.safeParse(input);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
+    throw new PipelineError(ErrorCodes.CONFIG, `invalid configuration:\n${problems.join('\n')}`, {
+      details: { problems },
+    });
+  }
+  return Object.freeze(parsed.data);
+}
+
+/** The URL with its password masked, for logs and error messages. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString().replace(/\/$/, '');
+  } catch {
+    return url.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:***@');
+  }
+}

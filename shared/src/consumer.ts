@@ -1,0 +1,287 @@
+import { randomUUID } from 'node:crypto';
+import os from 'node:os';
+import type { Channel, ChannelModel, ConsumeMessage, RecoveringChannelModel } from 'amqplib';
+import type { z } from 'zod';
+import { connectBroker, connectionNameFor } from './broker.js';
+import type { Config } from './config.js';
+import { ErrorCodes, PipelineError, isPipelineError, toWireError } from './errors.js';
+import type { Logger } from './log.js';
+import { RESULT_TYPE, type Result, type ResultKind } from './messages/result.js';
+import { Publisher } from './publisher.js';
+import { DELIVERY_LIMIT, Exchanges, declareTopology, type QueueSpec } from './topology.js';
+
+/** Headers put on a dead-lettered message: why it was refused, and by whom. */
+export const DeadLetterHeaders = {
+  reason: 'x-pipeline-reason',
+  code: 'x-pipeline-error-code',
+  service: 'x-pipeline-service',
+  queue: 'x-pipeline-queue',
+  exchange: 'x-pipeline-original-exchange',
+  routingKey: 'x-pipeline-original-routing-key',
+} as const;
+
+export interface JobContext {
+  log: Logger;
+  correlationId: string;
+  /** 1 on the first delivery, then 2, 3, ... (from the quorum queue's x-delivery-count). */
+  attempt: number;
+  /** Aborted when the service is shutting down and the grace period has run out. */
+  signal: AbortSignal;
+}
+
+/** What a service is: its queue, the kind of result it produces, its input schema and its work. */
+export interface ServiceDefinition<Job> {
+  /** Service name: logs, connection name, consumer tag. */
+  service: string;
+  queue: QueueSpec;
+  kind: ResultKind;
+  schema: z.ZodType<Job>;
+  /**
+   * Does the job. Returns the result's value fields (e.g. `{ primes: [...] }`);
+   * throws a PipelineError for an `ok: false` result. Errors marked `retryable`
+   * (and unexpected errors) are retried up to the delivery limit first.
+   */
+  handle(job: Job, ctx: JobContext): Promise<Record<string, unknown>> | Record<string, unknown>;
+}
+
+export interface ConsumerOptions {
+  config: Config;
+  log: Logger;
+  /** Messages held unacknowledged at once; defaults to config.PREFETCH, then 16. */
+  prefetch?: number;
+}
+
+export interface RunningConsumer {
+  /** True while connected and consuming; false while reconnecting or after close. */
+  readonly ready: boolean;
+  /** Jobs being handled right now. */
+  readonly inFlight: number;
+  /**
+   * Stops consuming, lets in-flight jobs finish within SHUTDOWN_GRACE_MS (after that
+   * they are handed back to the broker unacknowledged), then closes the connection.
+   */
+  close(): Promise<void>;
+}
+
+interface Session {
+  model: ChannelModel;
+  channel: Channel;
+  publisher: Publisher;
+  consumerTag: string;
+}
+
+/**
+ * Runs a service: connects (with recovery), declares the topology, consumes its queue with
+ * manual acks and a bounded prefetch, validates every message, calls the handler, publishes
+ * the result to `reply_to` through a confirm channel and acks the job only after that
+ * publish is confirmed. Messages that cannot be jobs are dead-lettered with the reason.
+ */
+export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: ConsumerOptions): Promise<RunningConsumer> {
+  const { config } = opts;
+  const log = opts.log.child({ queue: def.queue.name });
+  const prefetch = opts.prefetch ?? config.PREFETCH ?? 16;
+  const connectionName = connectionNameFor(def.service);
+  const inFlight = new Set<Promise<void>>();
+  const shutdown = new AbortController();
+  let session: Session | undefined;
+  let stopping = false;
+
+  const setup = async (model: ChannelModel): Promise<void> => {
+    const channel = await model.createConfirmChannel();
+    channel.on('error', (err: Error) => log.warn({ err }, 'channel error'));
+    channel.on('handler-error', (err: Error, event: string) => log.error({ err, event }, 'channel event handler threw'));
+    await declareTopology(channel);
+    await channel.prefetch(prefetch);
+    const publisher = new Publisher(channel);
+    const consumerTag = `${def.service}@${os.hostname()}#${process.pid}.${randomUUID().slice(0, 8)}`;
+    const current: Session = { model, channel, publisher, consumerTag };
+    channel.on('close', () => {
+      if (session === current) session = undefined;
+      // A channel can die while its connection lives on (e.g. a protocol error):
+      // close the connection too, so recovery rebuilds everything.
+      if (!stopping) model.close().catch(() => {});
+    });
+    await channel.consume(
+      def.queue.name,
+      (msg) => {
+        if (msg === null) {
+          log.warn('broker cancelled the consumer (queue deleted?); reconnecting');
+          if (session === current) session = undefined;
+          model.close().catch(() => {});
+          return;
+        }
+        const task = handleDelivery(current, msg).finally(() => inFlight.delete(task));
+        inFlight.add(task);
+      },
+      { noAck: false, consumerTag, arguments: { 'x-pipeline-service': def.service } },
+    );
+    session = current;
+    log.info({ prefetch, consumerTag }, 'consuming');
+  };
+
+  async function deadLetter(s: Session, msg: ConsumeMessage, code: string, reason: string): Promise<void> {
+    const { properties, fields } = msg;
+    await s.publisher.publish(Exchanges.deadLetter.name, fields.routingKey, msg.content, {
+      ...stripUndefined(properties),
+      headers: {
+        ...properties.headers,
+        [DeadLetterHeaders.reason]: reason,
+        [DeadLetterHeaders.code]: code,
+        [DeadLetterHeaders.service]: def.service,
+        [DeadLetterHeaders.queue]: def.queue.name,
+        [DeadLetterHeaders.exchange]: fields.exchange,
+        [DeadLetterHeaders.routingKey]: fields.routingKey,
+      },
+    });
+  }
+
+  async function reply(s: Session, msg: ConsumeMessage, result: Result): Promise<void> {
+    const replyTo = msg.properties.replyTo as string;
+    const body = Buffer.from(JSON.stringify(result));
+    const options = {
+      correlationId: msg.properties.correlationId as string,
+      contentType: 'application/json',
+      persistent: true,
+      type: RESULT_TYPE,
+      appId: def.service,
+      timestamp: Math.floor(Date.now() / 1000),
+      headers: { 'x-pipeline-kind': def.kind },
+    };
+    try {
+      await s.publisher.publish('', replyTo, body, options);
+    } catch (err) {
+      if (!(isPipelineError(err) && err.code === ErrorCodes.UNROUTABLE)) throw err;
+      // The reply queue is gone (expired or deleted): keep the result where an operator can find it.
+      log.warn({ replyTo, correlationId: options.correlationId }, 'reply queue does not exist; result dead-lettered');
+      await s.publisher.publish(Exchanges.deadLetter.name, replyTo, body, {
+        ...options,
+        headers: {
+          ...options.headers,
+          [DeadLetterHeaders.reason]: `reply queue "${replyTo}" does not exist`,
+          [DeadLetterHeaders.code]: ErrorCodes.UNROUTABLE,
+          [DeadLetterHeaders.service]: def.service,
+        },
+      });
+    }
+  }
+
+  function parse(msg: ConsumeMessage): Job {
+    if (msg.content.length > config.MAX_MESSAGE_BYTES) {
+      throw new PipelineError(ErrorCodes.MESSAGE_TOO_LARGE, `body is ${msg.content.length} bytes; the limit is ${config.MAX_MESSAGE_BYTES} (MAX_MESSAGE_BYTES)`);
+    }
+    if (!msg.properties.replyTo) throw new PipelineError(ErrorCodes.INVALID_MESSAGE, 'missing reply_to property: there is nowhere to send the result');
+    if (!msg.properties.correlationId) throw new PipelineError(ErrorCodes.INVALID_MESSAGE, 'missing correlation_id property: the result could not be matched to its job');
+    let body: unknown;
+    try {
+      body = JSON.parse(msg.content.toString('utf8'));
+    } catch (err) {
+      throw new PipelineError(ErrorCodes.INVALID_MESSAGE, `body is not JSON: ${(err as Error).message}`);
+    }
+    const parsed = def.schema.safeParse(body);
+    if (!parsed.success) {
+      const problems = parsed.error.issues.map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message));
+      throw new PipelineError(ErrorCodes.INVALID_MESSAGE, `body does not match the ${def.kind} job schema: ${problems.join('; ')}`);
+    }
+    return parsed.data;
+  }
+
+  async function handleDelivery(s: Session, msg: ConsumeMessage): Promise<void> {
+    const correlationId = String(msg.properties.correlationId ?? '');
+    const attempt = Number(msg.properties.headers?.['x-delivery-count'] ?? 0) + 1;
+    const jobLog = log.child({ correlationId, messageId: msg.properties.messageId, attempt });
+    try {
+      let job: Job;
+      try {
+        job = parse(msg);
+      } catch (err) {
+        if (!isPipelineError(err)) throw err;
+        jobLog.warn({ code: err.code, reason: err.message }, 'message refused; dead-lettered');
+        await deadLetter(s, msg, err.code, err.message);
+        // A client waiting on reply_to hears about it too, instead of waiting forever.
+        if (msg.properties.replyTo && msg.properties.correlationId) {
+          await reply(s, msg, { ok: false, kind: def.kind, error: { code: err.code, message: err.message } });
+        }
+        s.channel.ack(msg);
+        return;
+      }
+
+      const started = performance.now();
+      let result: Result;
+      try {
+        const value = await def.handle(job, { log: jobLog, correlationId, attempt, signal: shutdown.signal });
+        result = { ok: true, kind: def.kind, ...value } as Result;
+      } catch (err) {
+        const retryable = !isPipelineError(err) || err.retryable;
+        if (retryable && attempt < DELIVERY_LIMIT && !stopping) {
+          jobLog.warn({ err, attempt }, 'job failed; handing it back for another attempt');
+          s.channel.nack(msg, false, true);
+          return;
+        }
+        if (!isPipelineError(err)) jobLog.error({ err }, 'handler failed unexpectedly');
+        result = { ok: false, kind: def.kind, error: toWireError(err) };
+      }
+      await reply(s, msg, result);
+      s.channel.ack(msg);
+      jobLog.debug({ ok: result.ok, ms: Math.round(performance.now() - started) }, 'job done');
+    } catch (err) {
+      // The channel or connection went away mid-job: the broker redelivers the job.
+      jobLog.warn({ err }, 'could not finish the job on this channel; the broker will redeliver it');
+    }
+  }
+
+  const model: RecoveringChannelModel = await connectBroker({
+    url: config.AMQP_URL,
+    connectionName,
+    heartbeatSeconds: config.HEARTBEAT_SECONDS,
+    connectRetries: config.CONNECT_RETRIES,
+    log,
+    setup,
+  });
+  model.on('disconnect', () => {
+    session = undefined;
+  });
+
+  return {
+    get ready() {
+      return session !== undefined && !stopping;
+    },
+    get inFlight() {
+      return inFlight.size;
+    },
+    async close() {
+      if (stopping) return;
+      stopping = true;
+      const s = session;
+      if (s) await s.channel.cancel(s.consumerTag).catch(() => {});
+      log.info({ inFlight: inFlight.size }, 'stopped consuming; finishing in-flight jobs');
+      const grace = new Promise<'timeout'>((resolve) => setTimeout(resolve, config.SHUTDOWN_GRACE_MS, 'timeout').unref());
+      const outcome = await Promise.race([Promise.allSettled([...inFlight]).then(() => 'done' as const), grace]);
+      if (outcome === 'timeout') {
+        log.warn({ inFlight: inFlight.size }, 'grace period over; handing unfinished jobs back to the broker');
+        shutdown.abort();
+      }
+      await model.close().catch(() => {});
+      log.info('closed');
+    },
+  };
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+/**
+ * Resolves with the first SIGINT or SIGTERM. A second one gets Node's default
+ * handling (the process ends at once), so a stuck shutdown can always be cut short.
+ */
+export function shutdownSignal(): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    const on = (signal: NodeJS.Signals) => {
+      process.removeListener('SIGINT', on);
+      process.removeListener('SIGTERM', on);
+      resolve(signal);
+    };
+    process.on('SIGINT', on);
+    process.on('SIGTERM', on);
+  });
+}

@@ -1,0 +1,44 @@
+export { loadConfig, redactUrl, configKeys, type Config } from './config.js';
+export { createLogger, type Logger, type LoggerConfig } from './log.js';
+export { ErrorCodes, PipelineError, isPipelineError, toWireError, type ErrorCode, type PipelineErrorOptions } from './errors.js';
+export {
+  topology,
+  Exchanges,
+  Queues,
+  Bindings,
+  RoutingKeys,
+  DELIVERY_LIMIT,
+  REPLY_QUEUE_PREFIX,
+  replyQueueName,
+  declareTopology,
+  declareReplyQueue,
+  type Topology,
+  type ExchangeSpec,
+  type QueueSpec,
+  type BindingSpec,
+} from './topology.js';
+export { connectBroker, connectionNameFor, brokerHelp, type BrokerOptions } from './broker.js';
+export { Publisher, type PublisherOptions } from './publisher.js';
+export {
+  runConsumer,
+  shutdownSignal,
+  DeadLetterHeaders,
+  type ServiceDefinition,
+  type JobContext,
+  type ConsumerOptions,
+  type RunningConsumer,
+} from './consumer.js';
+export { RangeJobSchema, RangeRoutes, RANGE_JOB_TYPE, RANGE_JOB_VERSION, type RangeJob } from './messages/range-job.js';
+export { UrlJobSchema, URL_JOB_TYPE, URL_JOB_VERSION, URL_JOB_ROUTING_KEY, MAX_URL_LENGTH, type UrlJob } from './messages/url-job.js';
+export {
+  ResultSchema,
+  ResultKinds,
+  SquareValue,
+  RESULT_TYPE,
+  RESULT_VERSION,
+  type Result,
+  type ResultKind,
+  type SuccessResult,
+  type FailureResult,
+} from './messages/result.js';
+export { ManifestSchema, MANIFEST_TYPE, type Manifest } from './messages/manifest.js';

@@ -1,0 +1,37 @@
+import { z } from 'zod';
+
+export const RESULT_VERSION = 1;
+export const RESULT_TYPE = 'pipeline.result.v1';
+
+export const ResultKinds = ['primes', 'squares', 'title'] as const;
+export type ResultKind = (typeof ResultKinds)[number];
+
+/**
+ * A square as it travels: a JSON number while it is a safe integer
+ * (<= 2^53 - 1), otherwise its exact decimal digits as a string.
+ */
+export const SquareValue = z.union([z.number().int(), z.string().regex(/^\d+$/)]);
+export type SquareValue = z.infer<typeof SquareValue>;
+
+const WireError = z.object({ code: z.string(), message: z.string() });
+
+const Failure = z.object({ ok: z.literal(false), kind: z.enum(ResultKinds), error: WireError });
+
+export const ResultSchema = z.union([
+  z.object({ ok: z.literal(true), kind: z.literal('primes'), primes: z.array(z.number().int()) }),
+  z.object({ ok: z.literal(true), kind: z.literal('squares'), squares: z.array(SquareValue) }),
+  z.object({
+    ok: z.literal(true),
+    kind: z.literal('title'),
+    title: z.string(),
+    /** Where the title came from: the `<title>` element, or `og:title` as a fallback. */
+    source: z.enum(['title', 'og:title']).optional(),
+    /** The URL finally fetched, after redirects. */
+    url: z.string().optional(),
+  }),
+  Failure,
+]);
+
+export type Result = z.infer<typeof ResultSchema>;
+export type SuccessResult = Extract<Result, { ok: true }>;
+export type FailureResult = z.infer<typeof Failure>;

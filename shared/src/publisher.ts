@@ -1,0 +1,117 @@
+import type { ConfirmChannel, Message, Options } from 'amqplib';
+import { ErrorCodes, PipelineError } from './errors.js';
+
+/** Header that ties a returned (unroutable) message to its publish. */
+const SEQ_HEADER = 'x-pipeline-seq';
+
+interface Pending {
+  resolve: () => void;
+  reject: (err: Error) => void;
+  exchange: string;
+  routingKey: string;
+  returned: boolean;
+}
+
+export interface PublisherOptions {
+  /**
+   * Most publishes awaiting their confirm at once; `publish` waits for a free slot.
+   * @defaultValue 1000
+   */
+  maxInFlight?: number;
+}
+
+/**
+ * Publishes through one confirm channel. Every publish is `mandatory`:
+ * the returned promise resolves only when the broker has confirmed it AND routed it
+ * to at least one queue; a return (no queue bound) rejects with PIPELINE_ERR_UNROUTABLE,
+ * a nack with PIPELINE_ERR_NACKED, a closed channel with PIPELINE_ERR_CHANNEL_CLOSED.
+ * Honours the socket's backpressure ('drain') and bounds unconfirmed publishes.
+ */
+export class Publisher {
+  readonly channel: ConfirmChannel;
+  private readonly maxInFlight: number;
+  private readonly pending = new Map<number, Pending>();
+  private seq = 0;
+  private closedError: PipelineError | undefined;
+  private drained: Promise<void> | undefined;
+  private wakeDrained: (() => void) | undefined;
+  private readonly slotWaiters: (() => void)[] = [];
+
+  constructor(channel: ConfirmChannel, options: PublisherOptions = {}) {
+    this.channel = channel;
+    this.maxInFlight = options.maxInFlight ?? 1000;
+    channel.on('return', (msg: Message) => {
+      const seq = Number(msg.properties.headers?.[SEQ_HEADER]);
+      const p = this.pending.get(seq);
+      if (p) p.returned = true;
+    });
+    channel.on('drain', () => this.wakeDrained?.());
+    channel.on('close', () => this.failAll(new PipelineError(ErrorCodes.CHANNEL_CLOSED, 'channel closed before the publish was confirmed', { retryable: true })));
+  }
+
+  get inFlight(): number {
+    return this.pending.size;
+  }
+
+  async publish(exchange: string, routingKey: string, content: Buffer, options: Options.Publish = {}): Promise<void> {
+    while (this.pending.size >= this.maxInFlight && !this.closedError) {
+      await new Promise<void>((resolve) => this.slotWaiters.push(resolve));
+    }
+    while (this.drained) await this.drained;
+    if (this.closedError) throw this.closedError;
+
+    const seq = ++this.seq;
+    const headers = { ...options.headers, [SEQ_HEADER]: seq };
+    return new Promise<void>((resolve, reject) => {
+      this.pending.set(seq, { resolve, reject, exchange, routingKey, returned: false });
+      let writable: boolean;
+      try {
+        writable = this.channel.publish(exchange, routingKey, content, { ...options, headers, mandatory: true }, (err: unknown) =>
+          this.settle(seq, err),
+        );
+      } catch (err) {
+        this.pending.delete(seq);
+        reject(new PipelineError(ErrorCodes.CHANNEL_CLOSED, 'channel is closed', { cause: err, retryable: true }));
+        return;
+      }
+      if (!writable && !this.drained) {
+        this.drained = new Promise<void>((wake) => {
+          this.wakeDrained = () => {
+            this.drained = undefined;
+            this.wakeDrained = undefined;
+            wake();
+          };
+        });
+      }
+    });
+  }
+
+  private settle(seq: number, err: unknown): void {
+    const p = this.pending.get(seq);
+    if (!p) return;
+    this.pending.delete(seq);
+    this.slotWaiters.shift()?.();
+    if (err) {
+      const closed = this.closedError;
+      p.reject(closed ?? new PipelineError(ErrorCodes.NACKED, `broker refused the message for ${p.exchange || '(default)'}/${p.routingKey}`, { cause: err, retryable: true }));
+    } else if (p.returned) {
+      p.reject(
+        new PipelineError(ErrorCodes.UNROUTABLE, `no queue is bound for routing key "${p.routingKey}" on exchange "${p.exchange || '(default)'}"`, {
+          details: { exchange: p.exchange, routingKey: p.routingKey },
+        }),
+      );
+    } else {
+      p.resolve();
+    }
+  }
+
+  private failAll(err: PipelineError): void {
+    this.closedError = err;
+    for (const [seq, p] of this.pending) {
+      this.pending.delete(seq);
+      p.reject(err);
+    }
+    for (const wake of this.slotWaiters.splice(0)) wake();
+    this.wakeDrained?.();
+  }
+}
