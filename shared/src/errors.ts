@@ -19,6 +19,8 @@ export const ErrorCodes = {
   NACKED: 'PIPELINE_ERR_NACKED',
   /** The channel closed before a publish was confirmed. */
   CHANNEL_CLOSED: 'PIPELINE_ERR_CHANNEL_CLOSED',
+  /** No reply queue exists for the batch asked for. */
+  BATCH_NOT_FOUND: 'PIPELINE_ERR_BATCH_NOT_FOUND',
   /** Waiting for results took longer than the caller allowed. */
   TIMEOUT: 'PIPELINE_ERR_TIMEOUT',
   /** A URL job's URL is not an absolute http(s) URL. */

@@ -28,7 +28,7 @@ export {
   type ConsumerOptions,
   type RunningConsumer,
 } from './consumer.js';
-export { RangeJobSchema, RangeRoutes, RANGE_JOB_TYPE, RANGE_JOB_VERSION, type RangeJob } from './messages/range-job.js';
+export { RangeJobSchema, RangeRoutes, rangeWidth, assertRangeWidth, RANGE_JOB_TYPE, RANGE_JOB_VERSION, type RangeJob } from './messages/range-job.js';
 export { UrlJobSchema, URL_JOB_TYPE, URL_JOB_VERSION, URL_JOB_ROUTING_KEY, MAX_URL_LENGTH, type UrlJob } from './messages/url-job.js';
 export {
   ResultSchema,
@@ -42,3 +42,4 @@ export {
   type FailureResult,
 } from './messages/result.js';
 export { ManifestSchema, MANIFEST_TYPE, type Manifest } from './messages/manifest.js';
+export { serviceMain, EXIT_CONFIG } from './service.js';

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { ErrorCodes, PipelineError } from '../errors.js';
 import { RoutingKeys } from '../topology.js';
 
 /** Wire version of the range job body. */
@@ -26,3 +27,23 @@ export const RangeRoutes = {
   squares: RoutingKeys.squares,
   all: RoutingKeys.rangeAll,
 } as const;
+
+/** How many integers a range covers. */
+export function rangeWidth(job: RangeJob): number {
+  return job.to - job.from + 1;
+}
+
+/**
+ * Refuses (PIPELINE_ERR_LIMIT_EXCEEDED, not retryable) a range with more numbers than
+ * a list result may hold, saying what to do instead.
+ */
+export function assertRangeWidth(job: RangeJob, max: number): void {
+  const width = rangeWidth(job);
+  if (width > max) {
+    throw new PipelineError(
+      ErrorCodes.LIMIT_EXCEEDED,
+      `range ${job.from}..${job.to} holds ${width} numbers; one job may list at most ${max} (MAX_RANGE_WIDTH): split it into smaller ranges`,
+      { details: { from: job.from, to: job.to, width, max } },
+    );
+  }
+}

@@ -1,0 +1,41 @@
+#!/usr/bin/env node
+/**
+ * square-mapper: takes range jobs from `pipeline.squares` and answers with the exact
+ * square of every number in each range.
+ */
+import {
+  Queues,
+  RangeJobSchema,
+  assertRangeWidth,
+  createLogger,
+  loadConfig,
+  runConsumer,
+  serviceMain,
+  shutdownSignal,
+} from '@amqp-pipeline/shared';
+import { squaresBetween } from './squares.js';
+
+const SERVICE = 'square-mapper';
+
+await serviceMain(SERVICE, async () => {
+  const config = loadConfig(process.env, { PREFETCH: '4' });
+  const log = createLogger(SERVICE, { level: config.LOG_LEVEL });
+
+  const consumer = await runConsumer(
+    {
+      service: SERVICE,
+      queue: Queues.squares,
+      kind: 'squares',
+      schema: RangeJobSchema,
+      handle(job) {
+        assertRangeWidth(job, config.MAX_RANGE_WIDTH);
+        return { squares: squaresBetween(job.from, job.to) };
+      },
+    },
+    { config, log },
+  );
+
+  const signal = await shutdownSignal();
+  log.info({ signal }, 'shutting down');
+  await consumer.close();
+});

@@ -1,0 +1,258 @@
+#!/usr/bin/env node
+/**
+ * `pipeline`: submit jobs to the pipeline and print their results.
+ */
+import { readFile } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import { EXIT_CONFIG, ErrorCodes, createLogger, isPipelineError, loadConfig, type Config } from '@amqp-pipeline/shared';
+import { PipelineClient, type BatchOutcome } from './client.js';
+import type { CollectedResult } from './collector.js';
+import { BATCH_ID_PATTERN, rangeJob, urlJob, type JobSpec, type RangeTarget } from './jobs.js';
+import { humanLines, jsonLine } from './output.js';
+
+/** Exit codes, documented in --help. */
+export const Exit = {
+  OK: 0,
+  JOB_FAILED: 1,
+  USAGE: 2,
+  BROKER: 3,
+  TIMEOUT: 4,
+  CONFIG: EXIT_CONFIG,
+} as const;
+
+const HELP = `pipeline — submit jobs to the amqp-pipeline and print their results
+
+Usage:
+  pipeline range FROM TO          primes AND squares of every integer in [FROM, TO]
+  pipeline primes FROM TO         the primes in [FROM, TO]
+  pipeline squares FROM TO        the square of every integer in [FROM, TO] (exact)
+  pipeline titles URL...          the <title> of each web page
+  pipeline titles --file FILE     URLs from FILE, one per line ('-' reads stdin)
+  pipeline collect BATCH          results of an earlier batch (see --no-wait)
+
+Options:
+  --json            one JSON object per result on stdout (for scripts); nothing else on stdout
+  --timeout SECS    longest wait for results (default 120); what has not arrived
+                    stays queued, and 'pipeline collect BATCH' picks it up later
+  --no-wait         publish, print the batch id, and exit; results wait in a durable
+                    queue (pipeline.replies.BATCH) until collected or expired
+  -f, --file FILE   with 'titles': read URLs from FILE ('-' for stdin); blank lines
+                    and lines starting with # are skipped
+  -h, --help        this text
+  --version         the version
+
+Examples:
+  pipeline range 2 100                      the original example: primes of 2..100 and their squares
+  pipeline primes 1000000 1001000 --json | jq '.primes | length'
+  pipeline titles https://example.com https://www.rabbitmq.com
+  B=$(pipeline squares 1 50000 --no-wait --json | jq -r .batch); pipeline collect "$B"
+
+Environment:
+  AMQP_URL            broker (default amqp://guest:guest@127.0.0.1:5672)
+  REPLY_QUEUE_TTL_MS  how long uncollected results are kept (default 86400000, a day)
+  LOG_LEVEL           diagnostics on stderr, JSON lines (default error)
+
+Exit codes:
+  0 every job succeeded     1 some job failed (its error is printed)
+  2 usage error             3 broker unreachable or connection lost
+  4 timed out (some results missing; collect them later)   78 bad configuration
+`;
+
+class UsageError extends Error {}
+
+interface Parsed {
+  command: string;
+  args: string[];
+  json: boolean;
+  wait: boolean;
+  timeoutMs: number;
+  file: string | undefined;
+}
+
+function parse(argv: string[]): Parsed | 'help' | 'version' {
+  let values;
+  let positionals;
+  try {
+    ({ values, positionals } = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        json: { type: 'boolean', default: false },
+        timeout: { type: 'string' },
+        'no-wait': { type: 'boolean', default: false },
+        file: { type: 'string', short: 'f' },
+        help: { type: 'boolean', short: 'h', default: false },
+        version: { type: 'boolean', default: false },
+      },
+    }));
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  if (values.help) return 'help';
+  if (values.version) return 'version';
+  const [command, ...args] = positionals;
+  if (!command) throw new UsageError('no command given');
+  let timeoutMs = 120_000;
+  if (values.timeout !== undefined) {
+    const secs = Number(values.timeout);
+    if (!Number.isFinite(secs) || secs <= 0) throw new UsageError(`--timeout must be a positive number of seconds, not "${values.timeout}"`);
+    timeoutMs = Math.round(secs * 1000);
+  }
+  return { command, args, json: values.json, wait: !values['no-wait'], timeoutMs, file: values.file };
+}
+
+function integer(name: string, text: string | undefined): number {
+  if (text === undefined) throw new UsageError(`missing ${name}`);
+  if (!/^-?\d+$/.test(text)) throw new UsageError(`${name} must be an integer, not "${text}"`);
+  const n = Number(text);
+  if (!Number.isSafeInteger(n)) throw new UsageError(`${name} ${text} is out of range: integers up to ±${Number.MAX_SAFE_INTEGER} (2^53 - 1)`);
+  return n;
+}
+
+function rangeJobs(target: RangeTarget, args: string[]): JobSpec[] {
+  if (args.length !== 2) throw new UsageError(`'${target === 'all' ? 'range' : target}' takes two integers, FROM and TO`);
+  const from = integer('FROM', args[0]);
+  const to = integer('TO', args[1]);
+  if (from > to) throw new UsageError(`FROM (${from}) is greater than TO (${to})`);
+  return [rangeJob(target, { from, to })];
+}
+
+async function readUrls(file: string): Promise<string[]> {
+  let text: string;
+  try {
+    text = file === '-' ? await readStdin() : await readFile(file, 'utf8');
+  } catch (err) {
+    throw new UsageError(`cannot read ${file}: ${(err as Error).message}`);
+  }
+  return text
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter((l) => l !== '' && !l.startsWith('#'));
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+async function titleJobs(p: Parsed): Promise<JobSpec[]> {
+  const urls = [...p.args, ...(p.file ? await readUrls(p.file) : [])];
+  if (urls.length === 0) throw new UsageError("'titles' needs at least one URL, or --file FILE");
+  for (const url of urls) {
+    let u: URL;
+    try {
+      u = new URL(url);
+    } catch {
+      throw new UsageError(`not a URL: "${url}" (write it in full, e.g. https://example.com/)`);
+    }
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new UsageError(`only http and https URLs can be fetched, not "${url}"`);
+  }
+  return urls.map(urlJob);
+}
+
+function write(text: string): Promise<void> {
+  return new Promise((resolve) => {
+    if (process.stdout.write(text)) resolve();
+    else process.stdout.once('drain', resolve);
+  });
+}
+
+function report(outcome: BatchOutcome, p: Parsed): number {
+  const { stats } = outcome;
+  if (!outcome.complete) {
+    const lines = [`pipeline: timed out after ${p.timeoutMs / 1000}s with ${outcome.missing.length} result(s) missing:`];
+    for (const m of outcome.missing.slice(0, 10)) lines.push(`  ${m.kind} of ${JSON.stringify(m.input)} (job ${m.id})`);
+    if (outcome.missing.length > 10) lines.push(`  ... and ${outcome.missing.length - 10} more`);
+    lines.push(`They stay queued: run \`pipeline collect ${outcome.batch}\` later (are the consumers running? npm run consumers).`);
+    process.stderr.write(`${lines.join('\n')}\n`);
+    return Exit.TIMEOUT;
+  }
+  if (!p.json) {
+    const extra = stats.duplicates ? `, ${stats.duplicates} duplicate(s) dropped` : '';
+    process.stderr.write(`batch ${outcome.batch}: ${stats.received} result(s), ${outcome.failed} failed${extra}\n`);
+  }
+  return outcome.failed > 0 ? Exit.JOB_FAILED : Exit.OK;
+}
+
+async function run(argv: string[]): Promise<number> {
+  const p = parse(argv);
+  if (p === 'help') {
+    process.stdout.write(HELP);
+    return Exit.OK;
+  }
+  if (p === 'version') {
+    process.stdout.write('pipeline 0.1.0\n');
+    return Exit.OK;
+  }
+
+  let jobs: JobSpec[] | undefined;
+  let batch: string | undefined;
+  switch (p.command) {
+    case 'range':
+      jobs = rangeJobs('all', p.args);
+      break;
+    case 'primes':
+    case 'squares':
+      jobs = rangeJobs(p.command, p.args);
+      break;
+    case 'titles':
+      jobs = await titleJobs(p);
+      break;
+    case 'collect':
+      if (p.args.length !== 1 || !BATCH_ID_PATTERN.test(p.args[0] as string)) throw new UsageError("'collect' takes one batch id, as printed by --no-wait");
+      batch = p.args[0];
+      break;
+    case 'help':
+      process.stdout.write(HELP);
+      return Exit.OK;
+    default:
+      throw new UsageError(`unknown command "${p.command}"`);
+  }
+
+  const config: Config = loadConfig(process.env, { LOG_LEVEL: 'error', CONNECT_RETRIES: '2' });
+  const log = createLogger('pipeline', { level: config.LOG_LEVEL }, 2);
+  const client = await PipelineClient.connect(config, log);
+  const pending: Promise<void>[] = [];
+  const onResult = (r: CollectedResult) => {
+    pending.push(write(p.json ? jsonLine(r) : humanLines(r, Math.max(40, process.stdout.columns ?? 80))));
+  };
+  try {
+    if (batch !== undefined) {
+      const outcome = await client.collect(batch, { onResult, timeoutMs: p.timeoutMs });
+      await Promise.all(pending);
+      return report(outcome, p);
+    }
+    const outcome = await client.submit(jobs ?? [], { wait: p.wait, timeoutMs: p.timeoutMs, onResult });
+    await Promise.all(pending);
+    if (!p.wait) {
+      if (p.json) await write(`${JSON.stringify({ batch: outcome.batch, jobs: outcome.jobs })}\n`);
+      else {
+        await write(`${outcome.batch}\n`);
+        process.stderr.write(`submitted ${outcome.jobs} job(s); collect the results with: pipeline collect ${outcome.batch}\n`);
+      }
+      return Exit.OK;
+    }
+    return report(outcome, p);
+  } finally {
+    await client.close();
+  }
+}
+
+function fail(err: unknown): number {
+  if (err instanceof UsageError) {
+    process.stderr.write(`pipeline: ${err.message}\nRun 'pipeline --help' for usage.\n`);
+    return Exit.USAGE;
+  }
+  if (isPipelineError(err)) {
+    process.stderr.write(`pipeline: ${err.message}\n`);
+    if (err.code === ErrorCodes.CONFIG) return Exit.CONFIG;
+    if (err.code === ErrorCodes.BROKER_UNREACHABLE || err.code === ErrorCodes.CHANNEL_CLOSED) return Exit.BROKER;
+    return Exit.JOB_FAILED;
+  }
+  process.stderr.write(`pipeline: unexpected failure: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  return Exit.JOB_FAILED;
+}
+
+process.exitCode = await run(process.argv.slice(2)).catch(fail);

@@ -1,0 +1,4 @@
+export { PipelineClient, type SubmitOptions, type CollectOptions, type BatchOutcome } from './client.js';
+export { BatchCollector, type CollectedResult, type CollectorStats, type MissingResult } from './collector.js';
+export { rangeJob, urlJob, newBatchId, correlationIdFor, BATCH_ID_PATTERN, type JobSpec, type RangeTarget } from './jobs.js';
+export { jsonLine, humanLines } from './output.js';

@@ -1,0 +1,60 @@
+import { randomBytes } from 'node:crypto';
+import {
+  Exchanges,
+  RANGE_JOB_TYPE,
+  RangeRoutes,
+  URL_JOB_ROUTING_KEY,
+  URL_JOB_TYPE,
+  type RangeJob,
+  type ResultKind,
+} from '@amqp-pipeline/shared';
+
+/** One message to publish, and what results it should bring back. */
+export interface JobSpec {
+  exchange: string;
+  routingKey: string;
+  /** AMQP `type` property, for the management UI and for foreign clients. */
+  type: string;
+  body: Record<string, unknown>;
+  /** Kinds of result expected: a `range.all` job brings back two. */
+  kinds: ResultKind[];
+}
+
+export type RangeTarget = 'primes' | 'squares' | 'all';
+
+export function rangeJob(target: RangeTarget, range: RangeJob): JobSpec {
+  return {
+    exchange: Exchanges.ranges.name,
+    routingKey: RangeRoutes[target],
+    type: RANGE_JOB_TYPE,
+    body: { from: range.from, to: range.to },
+    kinds: target === 'all' ? ['primes', 'squares'] : [target],
+  };
+}
+
+export function urlJob(url: string): JobSpec {
+  return {
+    exchange: Exchanges.urls.name,
+    routingKey: URL_JOB_ROUTING_KEY,
+    type: URL_JOB_TYPE,
+    body: { url },
+    kinds: ['title'],
+  };
+}
+
+/**
+ * A batch id that sorts by time and is safe in a queue name:
+ * `20261129T084012Z-3f9a2c1b` (UTC time of submission, then randomness).
+ */
+export function newBatchId(now = new Date()): string {
+  const stamp = now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  return `${stamp}-${randomBytes(4).toString('hex')}`;
+}
+
+/** Batch ids we accept on the command line (ours, or anything queue-name safe). */
+export const BATCH_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$/;
+
+/** The correlation id of job `index` of a batch: `<batch>.<index>`. */
+export function correlationIdFor(batch: string, index: number): string {
+  return `${batch}.${index}`;
+}
