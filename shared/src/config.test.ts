@@ -1,0 +1,39 @@
+import { describe, expect, it } from 'vitest';
+import { loadConfig, redactUrl } from './config.js';
+import { ErrorCodes, PipelineError } from './errors.js';
+
+describe('loadConfig', () => {
+  it('when the environment is empty, then every setting has its documented default', () => {
+    const c = loadConfig({});
+    expect(c.AMQP_URL).toBe('amqp://guest:guest@127.0.0.1:5672');
+    expect(c.HEARTBEAT_SECONDS).toBe(10);
+    expect(c.MAX_RANGE_WIDTH).toBe(100_000);
+    expect(c.PREFETCH).toBeUndefined();
+    expect(Object.isFrozen(c)).toBe(true);
+  });
+
+  it('when a service default is given, then the environment still wins over it', () => {
+    expect(loadConfig({}, { PREFETCH: '64' }).PREFETCH).toBe(64);
+    expect(loadConfig({ PREFETCH: '8' }, { PREFETCH: '64' }).PREFETCH).toBe(8);
+  });
+
+  it('when several settings are wrong, then one error lists them all, with a stable code', () => {
+    let err: unknown;
+    try {
+      loadConfig({ AMQP_URL: 'http://nope', PREFETCH: '0', LOG_LEVEL: 'loud' });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(PipelineError);
+    expect((err as PipelineError).code).toBe(ErrorCodes.CONFIG);
+    const message = (err as PipelineError).message;
+    expect(message).toContain('AMQP_URL');
+    expect(message).toContain('PREFETCH');
+    expect(message).toContain('LOG_LEVEL');
+  });
+
+  it('when a URL carries a password, then redactUrl hides it', () => {
+    expect(redactUrl('amqp://user:s3cret@host:5672/vh')).toBe('amqp://user:***@host:5672/vh');
+    expect(redactUrl('amqp://host')).toBe('amqp://host');
+  });
+});

@@ -1,0 +1,194 @@
+import { randomUUID } from 'node:crypto';
+import { SERVICE_NAMES, startServices, stopServices, type ServiceProcess } from '@amqp-pipeline/devtools';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { amqpUrl, httpServer, naivePrimes, receive, runCli, withChannel } from './helpers.js';
+
+let services: ServiceProcess[] = [];
+let site: Awaited<ReturnType<typeof httpServer>>;
+
+const pages: Record<string, string> = {
+  '/a': '<html><head><title>Page A</title></head><body>a</body></html>',
+  '/b': '<HTML><HEAD><TITLE>\n  Rock &amp;   Roll  \n</TITLE></HEAD></HTML>',
+  '/c': '<html><head><title>Caf&eacute; &#8212; open</title></head></html>',
+};
+
+beforeAll(async () => {
+  site = await httpServer((req, res) => {
+    const body = pages[req.url ?? ''];
+    if (body === undefined) return void res.writeHead(404).end();
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(body);
+  });
+  services = await startServices(SERVICE_NAMES, {
+    env: { AMQP_URL: amqpUrl(), FETCH_ALLOW_PRIVATE: 'true', LOG_LEVEL: 'info' },
+  });
+});
+
+afterAll(async () => {
+  await stopServices(services);
+  await site?.close();
+});
+
+describe('the pipeline, end to end', () => {
+  it('when `pipeline range 2 100 --json` runs, then it prints the 25 primes and the 99 squares, and exits 0', async () => {
+    const run = await runCli(['range', '2', '100', '--json']);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.lines).toHaveLength(2);
+    const primes = run.lines.find((l) => l.kind === 'primes');
+    const squares = run.lines.find((l) => l.kind === 'squares');
+    expect(primes).toMatchObject({ ok: true, input: { from: 2, to: 100 } });
+    expect(primes?.primes).toEqual(naivePrimes(2, 100));
+    expect((primes?.primes as number[]).length).toBe(25);
+    expect(squares?.squares).toEqual(Array.from({ length: 99 }, (_, i) => (i + 2) ** 2));
+    expect(new Set(run.lines.map((l) => l.batch)).size).toBe(1);
+  });
+
+  it('when `pipeline squares 1 100` runs, then the human output lists 1 through 10000', async () => {
+    const run = await runCli(['squares', '1', '100']);
+    expect(run.code, run.stderr).toBe(0);
+    const numbers = run.stdout
+      .split('\n')
+      .slice(1)
+      .join(' ')
+      .trim()
+      .split(/\s+/)
+      .map(Number);
+    expect(numbers).toEqual(Array.from({ length: 100 }, (_, i) => (i + 1) ** 2));
+    expect(run.stdout).toContain('squares of 1..100 (100):');
+  });
+
+  it('when titles are asked for pages on a local server, then each page gets its decoded, collapsed title', async () => {
+    const urls = ['/a', '/b', '/c'].map((p) => site.base + p);
+    const run = await runCli(['titles', '--json', '--file', '-'], { input: `# pages\n${urls.join('\n')}\n\n` });
+    expect(run.code, run.stderr).toBe(0);
+    const byUrl = Object.fromEntries(run.lines.map((l) => [(l.input as { url: string }).url, l.title]));
+    expect(byUrl).toEqual({ [urls[0]!]: 'Page A', [urls[1]!]: 'Rock & Roll', [urls[2]!]: 'Café — open' });
+  });
+
+  it('when a page answers 404, then its result is ok:false with a code, and the CLI exits 1', async () => {
+    const run = await runCli(['titles', `${site.base}/missing`, '--json']);
+    expect(run.code).toBe(1);
+    expect(run.lines).toHaveLength(1);
+    expect(run.lines[0]).toMatchObject({ ok: false, kind: 'title', error: { code: 'PIPELINE_ERR_HTTP_STATUS' } });
+  });
+
+  it('when two batches are in flight at once, then each gets only its own results', async () => {
+    const [a, b] = await Promise.all([runCli(['primes', '1000', '1100', '--json']), runCli(['squares', '7', '9', '--json'])]);
+    expect(a.code, a.stderr).toBe(0);
+    expect(b.code, b.stderr).toBe(0);
+    expect(a.lines).toHaveLength(1);
+    expect(b.lines).toHaveLength(1);
+    expect(a.lines[0]).toMatchObject({ kind: 'primes', primes: naivePrimes(1000, 1100) });
+    expect(b.lines[0]).toMatchObject({ kind: 'squares', squares: [49, 64, 81] });
+    expect(a.lines[0]?.batch).not.toBe(b.lines[0]?.batch);
+  });
+
+  it('when a batch is submitted with --no-wait, then `pipeline collect` prints its results once, and a second collect finds nothing', async () => {
+    const submit = await runCli(['range', '10', '20', '--no-wait', '--json']);
+    expect(submit.code, submit.stderr).toBe(0);
+    const { batch, jobs } = submit.lines[0] as { batch: string; jobs: number };
+    expect(jobs).toBe(1);
+    const collect = await runCli(['collect', batch, '--json']);
+    expect(collect.code, collect.stderr).toBe(0);
+    expect(collect.lines.map((l) => l.kind).sort()).toEqual(['primes', 'squares']);
+    expect(collect.lines.find((l) => l.kind === 'primes')).toMatchObject({ batch, primes: [11, 13, 17, 19] });
+    const again = await runCli(['collect', batch]);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain('no results are waiting');
+  });
+
+  it('when a job is too wide to list, then the service answers ok:false with the limit, and the CLI exits 1', async () => {
+    const run = await runCli(['primes', '1', '5000000', '--json']);
+    expect(run.code).toBe(1);
+    expect(run.lines[0]).toMatchObject({ ok: false, error: { code: 'PIPELINE_ERR_LIMIT_EXCEEDED' } });
+    expect((run.lines[0]?.error as { message: string }).message).toContain('MAX_RANGE_WIDTH');
+  });
+
+  it('when a message is not JSON or breaks the schema, then it is dead-lettered with the reason, the sender hears why, and the service keeps serving', async () => {
+    await withChannel(async (ch) => {
+      // A queue of our own on the dead-letter fanout sees exactly what pipeline.dead gets.
+      const tap = await ch.assertQueue('', { exclusive: true });
+      await ch.bindQueue(tap.queue, 'pipeline.dead-letter', '');
+      const replies = await ch.assertQueue('', { exclusive: true });
+      const deadBefore = (await ch.checkQueue('pipeline.dead')).messageCount;
+      const ids = { notJson: randomUUID(), badSchema: randomUUID() };
+
+      ch.publish('pipeline.ranges', 'range.primes', Buffer.from('this is not json'), {
+        messageId: ids.notJson,
+        replyTo: replies.queue,
+        correlationId: 'bad-1',
+      });
+      ch.publish('pipeline.ranges', 'range.squares', Buffer.from(JSON.stringify({ from: 'one', to: 3.5 })), {
+        messageId: ids.badSchema,
+        replyTo: replies.queue,
+        correlationId: 'bad-2',
+        contentType: 'application/json',
+      });
+
+      const dead = await receive(ch, tap.queue, (m) => (Object.values(ids) as string[]).includes(m.properties.messageId as string), 2);
+      const reason = (id: string) => String(dead.find((m) => m.properties.messageId === id)?.properties.headers?.['x-pipeline-reason']);
+      expect(reason(ids.notJson)).toMatch(/not JSON/);
+      expect(reason(ids.badSchema)).toMatch(/from: must be a number/);
+      expect(reason(ids.badSchema)).toMatch(/to: must be an integer/);
+      for (const m of dead) expect(m.properties.headers?.['x-pipeline-error-code']).toBe('PIPELINE_ERR_INVALID_MESSAGE');
+      // Quorum queues report their length a little after the fact: poll, with a deadline.
+      await expect
+        .poll(async () => (await ch.checkQueue('pipeline.dead')).messageCount, { timeout: 10_000 })
+        .toBeGreaterThanOrEqual(deadBefore + 2);
+
+      const errors = await receive(ch, replies.queue, () => true, 2);
+      for (const m of errors) {
+        expect(JSON.parse(m.content.toString())).toMatchObject({ ok: false, error: { code: 'PIPELINE_ERR_INVALID_MESSAGE' } });
+      }
+    });
+    // Still serving:
+    const run = await runCli(['range', '2', '10', '--json']);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.lines).toHaveLength(2);
+    for (const s of services) expect(s.child.exitCode).toBeNull();
+  });
+
+  it('when a plain AMQP client follows docs/protocol.md (reply_to + correlation_id only), then it gets its result', async () => {
+    await withChannel(async (ch) => {
+      const { queue } = await ch.assertQueue('', { exclusive: true });
+      const correlationId = randomUUID();
+      ch.publish('pipeline.ranges', 'range.primes', Buffer.from('{"from": 90, "to": 110}'), { replyTo: queue, correlationId });
+      const [reply] = await receive(ch, queue, (m) => m.properties.correlationId === correlationId, 1);
+      expect(JSON.parse(reply!.content.toString())).toEqual({ ok: true, kind: 'primes', primes: [97, 101, 103, 107, 109] });
+      expect(reply!.properties.contentType).toBe('application/json');
+    });
+  });
+});
+
+describe('the CLI at its edges', () => {
+  it('when the arguments are wrong, then it says what is wrong and exits 2', async () => {
+    const cases = [['primes', '5', '2'], ['primes', '1.5', '3'], ['squares', '1'], ['frobnicate'], ['titles', 'not a url'], ['primes', '1', '99999999999999999999']];
+    for (const args of cases) {
+      const run = await runCli(args);
+      expect(run.code, args.join(' ')).toBe(2);
+      expect(run.stderr).toMatch(/^pipeline: /);
+    }
+  });
+
+  it('when --help is given, then it prints usage with examples and exits 0', async () => {
+    const run = await runCli(['--help']);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toContain('pipeline range 2 100');
+    expect(run.stdout).toContain('Exit codes');
+  });
+
+  it('when the broker cannot be reached, then it names the URL, says how to get one, and exits 3', async () => {
+    const run = await runCli(['primes', '1', '10'], { env: { AMQP_URL: 'amqp://guest:secret@127.0.0.1:1' } });
+    expect(run.code).toBe(3);
+    expect(run.stderr).toContain('cannot reach RabbitMQ at amqp://guest:***@127.0.0.1:1');
+    expect(run.stderr).not.toContain('secret');
+    expect(run.stderr).toContain('rabbitmq-server');
+  });
+});
+
+describe('stopping a service', () => {
+  it('when a service gets SIGTERM, then it stops consuming, closes cleanly and exits 0', async () => {
+    const results = await Promise.all(services.map((s) => s.stop('SIGTERM')));
+    for (const r of results) expect(r).toEqual({ code: 0, signal: null });
+    for (const s of services) expect(s.recentLines().some((l) => l.includes('"msg":"closed"'))).toBe(true);
+  });
+});
