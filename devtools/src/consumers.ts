@@ -19,6 +19,7 @@ const procs = SERVICE_NAMES.map(
   (name) =>
     new ServiceProcess(name, {
       detached: true,
+      env: { LOG_LEVEL: process.env.LOG_LEVEL ?? 'info' },
       onLine: (line, stream) => (stream === 'stdout' ? process.stdout : process.stderr).write(`${prefix(name)}${line}\n`),
     }),
 );

@@ -12,7 +12,7 @@ import { startDemoSite } from './demo-site.js';
 import { SERVICE_NAMES, cliEntry, startServices, stopServices } from './services.js';
 
 function say(text: string): void {
-  process.stdout.write(`\n\u001b[1m${text}\u001b[0m\n`);
+  process.stdout.write(process.stdout.isTTY ? `\n\u001b[1m${text}\u001b[0m\n` : `\n${text}\n`);
 }
 
 function pipeline(args: string[]): Promise<number> {
@@ -31,7 +31,7 @@ async function main(): Promise<number> {
 
   say('Starting the consumer services: ' + SERVICE_NAMES.join(', '));
   // The demo pages are on 127.0.0.1, so the title fetcher must be allowed to reach private addresses.
-  const services = await startServices(SERVICE_NAMES, { env: { LOG_LEVEL: 'warn', FETCH_ALLOW_PRIVATE: 'true' } });
+  const services = await startServices(SERVICE_NAMES, { env: { FETCH_ALLOW_PRIVATE: 'true' } });
   const site = await startDemoSite();
   try {
     const codes = [

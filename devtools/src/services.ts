@@ -35,7 +35,8 @@ export interface StartOptions {
 
 /**
  * A consumer service running as a real child process. `ready` resolves when the
- * service logs that it is consuming, and rejects if it exits first.
+ * service logs that it is consuming (an info-level line: with LOG_LEVEL above info,
+ * `ready` never resolves), and rejects if it exits first.
  */
 export class ServiceProcess {
   readonly name: ServiceName;
@@ -47,7 +48,8 @@ export class ServiceProcess {
   constructor(name: ServiceName, opts: StartOptions = {}) {
     this.name = name;
     this.child = spawn(process.execPath, [serviceEntry(name)], {
-      env: { ...process.env, ...opts.env },
+      // Readiness is read from the service's info-level "consuming" line, so info is the default here.
+      env: { ...process.env, LOG_LEVEL: 'info', ...opts.env },
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: opts.detached ?? false,
     });
