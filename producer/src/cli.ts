@@ -224,6 +224,9 @@ async function run(argv: string[]): Promise<number> {
       await Promise.all(pending);
       return report(outcome, p);
     }
+    for (const queue of await client.idleQueues(jobs ?? [])) {
+      process.stderr.write(`pipeline: warning: no service is consuming ${queue}; its jobs wait there until one starts (npm run consumers)\n`);
+    }
     const outcome = await client.submit(jobs ?? [], { wait: p.wait, timeoutMs: p.timeoutMs, onResult });
     await Promise.all(pending);
     if (!p.wait) {

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import {
+  Bindings,
   ErrorCodes,
   MANIFEST_TYPE,
   PipelineError,
@@ -123,6 +124,26 @@ export class PipelineClient {
     log.debug({ jobs: jobs.length }, 'batch published');
     if (!gathering) return { batch, jobs: jobs.length, complete: false, missing: [], stats: { received: 0, duplicates: 0, unexpected: 0 }, failed: 0 };
     return gathering.done;
+  }
+
+  /**
+   * Work queues the jobs will land in that no service is consuming right now
+   * (their jobs wait there until one starts).
+   */
+  async idleQueues(jobs: readonly JobSpec[]): Promise<string[]> {
+    const queues = new Set<string>();
+    for (const job of jobs) {
+      for (const b of Bindings) if (b.exchange === job.exchange && b.routingKey === job.routingKey) queues.add(b.queue);
+    }
+    const ch = await this.model.createChannel();
+    ch.on('error', () => {});
+    try {
+      const idle: string[] = [];
+      for (const q of queues) if ((await ch.checkQueue(q)).consumerCount === 0) idle.push(q);
+      return idle;
+    } finally {
+      await ch.close().catch(() => {});
+    }
   }
 
   /** Gathers the results of an earlier batch (`pipeline collect`). */
