@@ -2,6 +2,17 @@ import { z } from 'zod';
 import { ErrorCodes, PipelineError } from './errors.js';
 
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'], { error: 'must be true or false' })
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+const hostList = z
+  .string()
+  .transform((v) =>
+    v
+      .split(',')
+      .map((h) => h.trim().toLowerCase())
+      .filter((h) => h !== ''),
+  );
 
 /**
  * Every setting of every process, read from the environment once.
@@ -23,8 +34,14 @@ const schema = z.object({
   PREFETCH: int(1, 65535).optional(),
   /** Largest job body a consumer accepts, bytes; bigger ones are dead-lettered. */
   MAX_MESSAGE_BYTES: int(64, 128 * 1024 * 1024).default(1024 * 1024),
-  /** Most numbers one list job may cover (to - from + 1). */
-  MAX_RANGE_WIDTH: int(1, 100_000_000).default(100_000),
+  /** Most numbers one list job may cover (to - from + 1); wider ones need --count or --chunk. */
+  MAX_RANGE_WIDTH: int(1, 1_000_000_000).default(10_000_000),
+  /** Most numbers one count (summary) job may cover. */
+  MAX_COUNT_WIDTH: int(1, Number.MAX_SAFE_INTEGER).default(100_000_000_000),
+  /** Largest result message, bytes: longer lists are sent as ordered parts under this size. */
+  RESULT_PART_BYTES: int(1024, 64 * 1024 * 1024).default(1024 * 1024),
+  /** Worker threads for CPU-heavy work (the prime sieve); 0 means one per core. */
+  WORKERS: int(0, 256).default(0),
   /** How long a consumer waits for in-flight jobs on SIGTERM before handing them back, ms. */
   SHUTDOWN_GRACE_MS: int(0, 600_000).default(10_000),
   /** How long an uncollected per-batch reply queue lives, ms. */
@@ -35,6 +52,14 @@ const schema = z.object({
   FETCH_MAX_BYTES: int(1024, 64 * 1024 * 1024).default(1024 * 1024),
   /** Redirects followed per page. */
   FETCH_MAX_REDIRECTS: int(0, 20).default(5),
+  /** Allow fetching loopback, private, link-local and other non-public addresses (local use, tests). */
+  FETCH_ALLOW_PRIVATE: bool.default(false),
+  /** If set (comma-separated host names), only these hosts (and their subdomains) are fetched. */
+  FETCH_ALLOWED_HOSTS: hostList.default([]),
+  /** Fetches in flight at once to one host (origin). */
+  FETCH_PER_HOST_CONCURRENCY: int(1, 1024).default(8),
+  /** Requests per second started against one host; 0 means no limit. */
+  FETCH_PER_HOST_RATE: z.coerce.number().min(0).max(100_000).default(0),
 });
 
 export type Config = Readonly<z.infer<typeof schema>>;
