@@ -1,17 +1,30 @@
 import { ServiceProcess } from '@amqp-pipeline/devtools';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, type TestContext } from 'vitest';
 import { amqpUrl, runCli, withChannel } from './helpers.js';
 
-let mapper: ServiceProcess | undefined;
-afterAll(async () => {
-  await mapper?.stop();
+let started: ServiceProcess[] = [];
+afterEach(async () => {
+  await Promise.all(started.map((s) => s.stop()));
+  started = [];
 });
+
+async function start(name: 'prime-filter' | 'square-mapper'): Promise<void> {
+  const s = new ServiceProcess(name, { env: { AMQP_URL: amqpUrl() } });
+  started.push(s);
+  await s.ready;
+}
+
+/** These tests need the work queues to themselves: skip (saying why) if some other consumer is attached. */
+async function needIdle(ctx: TestContext, ...queues: string[]): Promise<void> {
+  for (const q of queues) {
+    const consumers = await withChannel(async (ch) => (await ch.checkQueue(q)).consumerCount);
+    if (consumers > 0) ctx.skip(`${q} already has ${consumers} consumer(s) on this broker; this test needs it idle`);
+  }
+}
 
 describe('results outlive the producer', () => {
   it('when no service is consuming, then the CLI warns, times out with exit 4, and `collect` gets the result once a service starts', async (ctx) => {
-    const consumers = await withChannel(async (ch) => (await ch.checkQueue('pipeline.squares')).consumerCount);
-    if (consumers > 0) ctx.skip(`pipeline.squares already has ${consumers} consumer(s) on this broker; this test needs it idle`);
-
+    await needIdle(ctx, 'pipeline.squares');
     const first = await runCli(['squares', '1', '3', '--timeout', '1', '--json']);
     expect(first.code, first.stderr).toBe(4);
     expect(first.lines).toEqual([]);
@@ -19,12 +32,23 @@ describe('results outlive the producer', () => {
     const batch = /pipeline collect (\S+)`/.exec(first.stderr)?.[1];
     expect(batch).toBeDefined();
 
-    mapper = new ServiceProcess('square-mapper', { env: { AMQP_URL: amqpUrl() } });
-    await mapper.ready;
+    await start('square-mapper');
     const later = await runCli(['collect', batch!, '--json']);
     expect(later.code, later.stderr).toBe(0);
-    expect(later.lines).toEqual([
-      { batch, id: `${batch}.0`, input: { from: 1, to: 3 }, ok: true, kind: 'squares', squares: [1, 4, 9] },
-    ]);
+    expect(later.lines).toEqual([{ batch, id: `${batch}.0`, input: { from: 1, to: 3 }, ok: true, kind: 'squares', squares: [1, 4, 9] }]);
+  });
+
+  it('when a run times out after printing some results, then `collect` prints only the rest', async (ctx) => {
+    await needIdle(ctx, 'pipeline.primes', 'pipeline.squares');
+    await start('square-mapper');
+    const first = await runCli(['range', '1', '10', '--timeout', '2', '--json']);
+    expect(first.code, first.stderr).toBe(4);
+    expect(first.lines.map((l) => l.kind)).toEqual(['squares']);
+    const batch = first.lines[0]?.batch as string;
+
+    await start('prime-filter');
+    const later = await runCli(['collect', batch, '--json']);
+    expect(later.code, later.stderr).toBe(0);
+    expect(later.lines).toEqual([{ batch, id: `${batch}.0`, input: { from: 1, to: 10 }, ok: true, kind: 'primes', primes: [2, 3, 5, 7] }]);
   });
 });

@@ -19,7 +19,8 @@ beforeAll(async () => {
     res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(body);
   });
   services = await startServices(SERVICE_NAMES, {
-    env: { AMQP_URL: amqpUrl(), FETCH_ALLOW_PRIVATE: 'true', LOG_LEVEL: 'info' },
+    // Small parts, so long lists are split even in small tests.
+    env: { AMQP_URL: amqpUrl(), FETCH_ALLOW_PRIVATE: 'true', LOG_LEVEL: 'info', RESULT_PART_BYTES: '4096' },
   });
 });
 
@@ -96,11 +97,48 @@ describe('the pipeline, end to end', () => {
     expect(again.stderr).toContain('no results are waiting');
   });
 
-  it('when a job is too wide to list, then the service answers ok:false with the limit, and the CLI exits 1', async () => {
-    const run = await runCli(['primes', '1', '5000000', '--json']);
-    expect(run.code).toBe(1);
-    expect(run.lines[0]).toMatchObject({ ok: false, error: { code: 'PIPELINE_ERR_LIMIT_EXCEEDED' } });
-    expect((run.lines[0]?.error as { message: string }).message).toContain('MAX_RANGE_WIDTH');
+  it('when a range is too wide to list in one job, then the CLI refuses it before sending, naming the limit and the way out', async () => {
+    const run = await runCli(['primes', '1', '20000000']);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain('MAX_RANGE_WIDTH');
+    expect(run.stderr).toContain('--count');
+    expect(run.stderr).toContain('--chunk');
+  });
+
+  it('when a job from another client is too wide, then the service answers ok:false with the limit instead of crashing', async () => {
+    await withChannel(async (ch) => {
+      const { queue } = await ch.assertQueue('', { exclusive: true });
+      ch.publish('pipeline.ranges', 'range.squares', Buffer.from('{"from": 1, "to": 20000000}'), { replyTo: queue, correlationId: 'wide' });
+      const [reply] = await receive(ch, queue, () => true, 1);
+      const body = JSON.parse(reply!.content.toString()) as { ok: boolean; error: { code: string; message: string } };
+      expect(body).toMatchObject({ ok: false, kind: 'squares', error: { code: 'PIPELINE_ERR_LIMIT_EXCEEDED' } });
+      expect(body.error.message).toContain('MAX_RANGE_WIDTH');
+    });
+  });
+
+  it('when a list is longer than one message may be, then it comes in ordered parts that join to the exact list', async () => {
+    const run = await runCli(['squares', '1', '5000', '--json']);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.lines.length).toBeGreaterThan(3);
+    expect(run.lines.map((l) => (l.part as { index: number }).index)).toEqual(run.lines.map((_, i) => i));
+    expect(run.lines.map((l) => (l.part as { last: boolean }).last)).toEqual(run.lines.map((_, i) => i === run.lines.length - 1));
+    expect(run.lines.flatMap((l) => l.squares as number[])).toEqual(Array.from({ length: 5000 }, (_, i) => (i + 1) ** 2));
+    const human = await runCli(['squares', '1', '5000']);
+    expect(human.code, human.stderr).toBe(0);
+    expect(human.stdout.startsWith('squares of 1..5000:\n')).toBe(true);
+    expect(human.stdout.split('\n').slice(1).join(' ').trim().split(/\s+/).map(Number)).toEqual(
+      Array.from({ length: 5000 }, (_, i) => (i + 1) ** 2),
+    );
+  });
+
+  it('when --count is given, then one summary per kind comes back: count, first, last and the exact sum', async () => {
+    const run = await runCli(['range', '1', '1000000', '--count', '--json']);
+    expect(run.code, run.stderr).toBe(0);
+    const byKind = Object.fromEntries(run.lines.map((l) => [l.kind, l.summary]));
+    expect(byKind).toEqual({
+      primes: { count: 78498, first: 2, last: 999983, sum: '37550402023' },
+      squares: { count: 1000000, first: 1, last: 1000000000000, sum: '333333833333500000' },
+    });
   });
 
   it('when a message is not JSON or breaks the schema, then it is dead-lettered with the reason, the sender hears why, and the service keeps serving', async () => {
@@ -161,7 +199,17 @@ describe('the pipeline, end to end', () => {
 
 describe('the CLI at its edges', () => {
   it('when the arguments are wrong, then it says what is wrong and exits 2', async () => {
-    const cases = [['primes', '5', '2'], ['primes', '1.5', '3'], ['squares', '1'], ['frobnicate'], ['titles', 'not a url'], ['primes', '1', '99999999999999999999']];
+    const cases = [
+      ['primes', '5', '2'],
+      ['primes', '1.5', '3'],
+      ['squares', '1'],
+      ['frobnicate'],
+      ['titles', 'not a url'],
+      ['primes', '1', '99999999999999999999'],
+      ['primes', '1', '10', '--chunk', '0'],
+      ['primes', '1', '1e12', '--count', '--chunk', '1'],
+      ['titles', 'http://x/', '--count'],
+    ];
     for (const args of cases) {
       const run = await runCli(args);
       expect(run.code, args.join(' ')).toBe(2);

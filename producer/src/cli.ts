@@ -5,10 +5,11 @@
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { EXIT_CONFIG, ErrorCodes, createLogger, isPipelineError, loadConfig, type Config } from '@amqp-pipeline/shared';
+import cliProgress from 'cli-progress';
 import { PipelineClient, type BatchOutcome } from './client.js';
-import type { CollectedResult } from './collector.js';
-import { BATCH_ID_PATTERN, rangeJob, urlJob, type JobSpec, type RangeTarget } from './jobs.js';
-import { humanLines, jsonLine } from './output.js';
+import type { Emitted } from './collector.js';
+import { BATCH_ID_PATTERN, chunkCount, rangeJobs, urlJob, type JobSpec, type RangeTarget } from './jobs.js';
+import { HumanPrinter, jsonLine } from './output.js';
 
 /** Exit codes, documented in --help. */
 export const Exit = {
@@ -25,13 +26,18 @@ const HELP = `pipeline — submit jobs to the amqp-pipeline and print their resu
 Usage:
   pipeline range FROM TO          primes AND squares of every integer in [FROM, TO]
   pipeline primes FROM TO         the primes in [FROM, TO]
-  pipeline squares FROM TO        the square of every integer in [FROM, TO] (exact)
+  pipeline squares FROM TO        the square of every integer in [FROM, TO] (exact;
+                                  squares above 2^53 are printed as exact digit strings)
   pipeline titles URL...          the <title> of each web page
   pipeline titles --file FILE     URLs from FILE, one per line ('-' reads stdin)
   pipeline collect BATCH          results of an earlier batch (see --no-wait)
 
 Options:
-  --json            one JSON object per result on stdout (for scripts); nothing else on stdout
+  --count           a summary instead of the list: how many, first, last, exact sum
+  --chunk N         split the range into jobs of N numbers each, shared by every running
+                    copy of the service; lists come back in order, counts are added up
+  --json            one JSON object per result on stdout (for scripts); nothing else on stdout.
+                    A long list arrives as several lines with "part": {"index", "last"}
   --timeout SECS    longest wait for results (default 120); what has not arrived
                     stays queued, and 'pipeline collect BATCH' picks it up later
   --no-wait         publish, print the batch id, and exit; results wait in a durable
@@ -43,6 +49,7 @@ Options:
 
 Examples:
   pipeline range 2 100                      the original example: primes of 2..100 and their squares
+  pipeline primes 1 1e10 --count --chunk 5e7      count the primes below 10^10 in 200 jobs
   pipeline primes 1000000 1001000 --json | jq '.primes | length'
   pipeline titles https://example.com https://www.rabbitmq.com
   B=$(pipeline squares 1 50000 --no-wait --json | jq -r .batch); pipeline collect "$B"
@@ -50,6 +57,8 @@ Examples:
 Environment:
   AMQP_URL            broker (default amqp://guest:guest@127.0.0.1:5672)
   REPLY_QUEUE_TTL_MS  how long uncollected results are kept (default 86400000, a day)
+  MAX_RANGE_WIDTH     most numbers in one list job (default 10000000); wider needs --count or --chunk
+  MAX_COUNT_WIDTH     most numbers in one --count job (default 100000000000); wider needs --chunk
   LOG_LEVEL           diagnostics on stderr, JSON lines (default error)
 
 Exit codes:
@@ -64,6 +73,8 @@ interface Parsed {
   command: string;
   args: string[];
   json: boolean;
+  count: boolean;
+  chunk: number | undefined;
   wait: boolean;
   timeoutMs: number;
   file: string | undefined;
@@ -79,6 +90,8 @@ function parse(argv: string[]): Parsed | 'help' | 'version' {
       strict: true,
       options: {
         json: { type: 'boolean', default: false },
+        count: { type: 'boolean', default: false },
+        chunk: { type: 'string' },
         timeout: { type: 'string' },
         'no-wait': { type: 'boolean', default: false },
         file: { type: 'string', short: 'f' },
@@ -99,23 +112,45 @@ function parse(argv: string[]): Parsed | 'help' | 'version' {
     if (!Number.isFinite(secs) || secs <= 0) throw new UsageError(`--timeout must be a positive number of seconds, not "${values.timeout}"`);
     timeoutMs = Math.round(secs * 1000);
   }
-  return { command, args, json: values.json, wait: !values['no-wait'], timeoutMs, file: values.file };
+  const chunk = values.chunk === undefined ? undefined : integer('--chunk', values.chunk);
+  if (chunk !== undefined && chunk < 1) throw new UsageError('--chunk must be at least 1');
+  return { command, args, json: values.json, count: values.count, chunk, wait: !values['no-wait'], timeoutMs, file: values.file };
 }
 
+/** An integer as people type it: 100, -5, 10_000_000, 1e10. Exact, or refused. */
 function integer(name: string, text: string | undefined): number {
   if (text === undefined) throw new UsageError(`missing ${name}`);
-  if (!/^-?\d+$/.test(text)) throw new UsageError(`${name} must be an integer, not "${text}"`);
-  const n = Number(text);
-  if (!Number.isSafeInteger(n)) throw new UsageError(`${name} ${text} is out of range: integers up to ±${Number.MAX_SAFE_INTEGER} (2^53 - 1)`);
-  return n;
+  const plain = text.replace(/_/g, '');
+  const m = /^(-?)(\d+)(?:e(\d+))?$/i.exec(plain);
+  if (!m) throw new UsageError(`${name} must be an integer (like 100, 10_000 or 1e9), not "${text}"`);
+  const n = BigInt(`${m[1]}${m[2]}`) * 10n ** BigInt(m[3] ?? 0);
+  if (n > BigInt(Number.MAX_SAFE_INTEGER) || n < -BigInt(Number.MAX_SAFE_INTEGER)) {
+    throw new UsageError(`${name} ${text} is out of range: integers up to ±${Number.MAX_SAFE_INTEGER} (2^53 - 1)`);
+  }
+  return Number(n);
 }
 
-function rangeJobs(target: RangeTarget, args: string[]): JobSpec[] {
-  if (args.length !== 2) throw new UsageError(`'${target === 'all' ? 'range' : target}' takes two integers, FROM and TO`);
-  const from = integer('FROM', args[0]);
-  const to = integer('TO', args[1]);
+/** Most jobs one command may submit. */
+const MAX_JOBS = 1_000_000;
+
+function rangeRequest(target: RangeTarget, p: Parsed, config: Config): JobSpec[] {
+  const name = target === 'all' ? 'range' : target;
+  if (p.args.length !== 2) throw new UsageError(`'${name}' takes two integers, FROM and TO`);
+  const from = integer('FROM', p.args[0]);
+  const to = integer('TO', p.args[1]);
   if (from > to) throw new UsageError(`FROM (${from}) is greater than TO (${to})`);
-  return [rangeJob(target, { from, to })];
+  const range = { from, to, ...(p.count ? { count: true } : {}) };
+  const width = to - from + 1;
+  const perJob = p.chunk === undefined ? width : Math.min(p.chunk, width);
+  const [limit, setting] = p.count ? [config.MAX_COUNT_WIDTH, 'MAX_COUNT_WIDTH'] : [config.MAX_RANGE_WIDTH, 'MAX_RANGE_WIDTH'];
+  if (perJob > limit) {
+    const advice = p.chunk !== undefined ? `use a smaller --chunk (at most ${limit})` : p.count ? `add --chunk N (N <= ${limit})` : `add --count for a summary, or --chunk N (N <= ${limit}) to split it`;
+    throw new UsageError(`${from}..${to} holds ${width} numbers, and one ${p.count ? 'count' : 'list'} job may cover at most ${limit} (${setting}): ${advice}`);
+  }
+  if (p.chunk !== undefined && chunkCount(range, p.chunk) > MAX_JOBS) {
+    throw new UsageError(`--chunk ${p.chunk} would make ${chunkCount(range, p.chunk)} jobs; at most ${MAX_JOBS} per command: use a larger --chunk`);
+  }
+  return rangeJobs(target, range, p.chunk);
 }
 
 async function readUrls(file: string): Promise<string[]> {
@@ -138,6 +173,7 @@ async function readStdin(): Promise<string> {
 }
 
 async function titleJobs(p: Parsed): Promise<JobSpec[]> {
+  if (p.count || p.chunk !== undefined) throw new UsageError("--count and --chunk apply to ranges, not to 'titles'");
   const urls = [...p.args, ...(p.file ? await readUrls(p.file) : [])];
   if (urls.length === 0) throw new UsageError("'titles' needs at least one URL, or --file FILE");
   for (const url of urls) {
@@ -152,11 +188,49 @@ async function titleJobs(p: Parsed): Promise<JobSpec[]> {
   return urls.map(urlJob);
 }
 
+let stdoutBlocked: Promise<void> | undefined;
+
+/** Writes to stdout; the promise resolves once stdout has room again (backpressure). */
 function write(text: string): Promise<void> {
-  return new Promise((resolve) => {
-    if (process.stdout.write(text)) resolve();
-    else process.stdout.once('drain', resolve);
-  });
+  if (!process.stdout.write(text) && !stdoutBlocked) {
+    stdoutBlocked = new Promise<void>((resolve) =>
+      process.stdout.once('drain', () => {
+        stdoutBlocked = undefined;
+        resolve();
+      }),
+    );
+  }
+  return stdoutBlocked ?? Promise.resolve();
+}
+
+/** A progress bar on stderr for batches with several results, when stderr is a terminal. */
+function progressBar(p: Parsed): { update: (done: number, total: number) => void; stop: () => void } {
+  if (p.json || !process.stderr.isTTY) return { update: () => {}, stop: () => {} };
+  let bar: cliProgress.SingleBar | undefined;
+  const started = Date.now();
+  return {
+    update(done, total) {
+      if (total < 2) return;
+      if (!bar) {
+        bar = new cliProgress.SingleBar(
+          {
+            stream: process.stderr,
+            format: '{bar} {value}/{total} results | {rate}/s | ETA {eta_formatted}',
+            hideCursor: true,
+            clearOnComplete: true,
+            etaBuffer: 50,
+          },
+          cliProgress.Presets.shades_classic,
+        );
+        bar.start(total, 0, { rate: '0' });
+      }
+      const secs = (Date.now() - started) / 1000;
+      bar.update(done, { rate: secs > 0 ? (done / secs).toFixed(1) : '0' });
+    },
+    stop() {
+      bar?.stop();
+    },
+  };
 }
 
 function report(outcome: BatchOutcome, p: Parsed): number {
@@ -187,16 +261,19 @@ async function run(argv: string[]): Promise<number> {
     return Exit.OK;
   }
 
+  const config: Config = loadConfig(process.env, { LOG_LEVEL: 'error', CONNECT_RETRIES: '2' });
   let jobs: JobSpec[] | undefined;
   let batch: string | undefined;
+  let request: Record<string, unknown> | undefined;
   switch (p.command) {
     case 'range':
-      jobs = rangeJobs('all', p.args);
-      break;
     case 'primes':
-    case 'squares':
-      jobs = rangeJobs(p.command, p.args);
+    case 'squares': {
+      const target: RangeTarget = p.command === 'range' ? 'all' : p.command;
+      jobs = rangeRequest(target, p, config);
+      request = jobs.length > 1 || p.count ? { from: integer('FROM', p.args[0]), to: integer('TO', p.args[1]) } : undefined;
       break;
+    }
     case 'titles':
       jobs = await titleJobs(p);
       break;
@@ -211,24 +288,33 @@ async function run(argv: string[]): Promise<number> {
       throw new UsageError(`unknown command "${p.command}"`);
   }
 
-  const config: Config = loadConfig(process.env, { LOG_LEVEL: 'error', CONNECT_RETRIES: '2' });
   const log = createLogger('pipeline', { level: config.LOG_LEVEL }, 2);
   const client = await PipelineClient.connect(config, log);
-  const pending: Promise<void>[] = [];
-  const onResult = (r: CollectedResult) => {
-    pending.push(write(p.json ? jsonLine(r) : humanLines(r, Math.max(40, process.stdout.columns ?? 80))));
-  };
+  const printer = new HumanPrinter(Math.max(40, process.stdout.columns ?? 80));
+  const onResult = (r: Emitted): Promise<void> => write(p.json ? jsonLine(r) : printer.format(r));
+  const flushed = () => write('');
+  const progress = progressBar(p);
   try {
     if (batch !== undefined) {
-      const outcome = await client.collect(batch, { onResult, timeoutMs: p.timeoutMs });
-      await Promise.all(pending);
+      const outcome = await client.collect(batch, { onResult, onProgress: progress.update, timeoutMs: p.timeoutMs });
+      progress.stop();
+      await flushed();
       return report(outcome, p);
     }
     for (const queue of await client.idleQueues(jobs ?? [])) {
       process.stderr.write(`pipeline: warning: no service is consuming ${queue}; its jobs wait there until one starts (npm run consumers)\n`);
     }
-    const outcome = await client.submit(jobs ?? [], { wait: p.wait, timeoutMs: p.timeoutMs, onResult });
-    await Promise.all(pending);
+    const output = p.command === 'titles' ? 'independent' : p.count ? 'combine' : 'ordered';
+    const outcome = await client.submit(jobs ?? [], {
+      wait: p.wait,
+      timeoutMs: p.timeoutMs,
+      output,
+      ...(request ? { request } : {}),
+      onResult,
+      onProgress: progress.update,
+    });
+    progress.stop();
+    await flushed();
     if (!p.wait) {
       if (p.json) await write(`${JSON.stringify({ batch: outcome.batch, jobs: outcome.jobs })}\n`);
       else {
@@ -239,6 +325,7 @@ async function run(argv: string[]): Promise<number> {
     }
     return report(outcome, p);
   } finally {
+    progress.stop();
     await client.close();
   }
 }

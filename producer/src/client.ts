@@ -13,16 +13,26 @@ import {
   type Config,
   type Logger,
   type Manifest,
+  type OutputMode,
 } from '@amqp-pipeline/shared';
 import type { Channel, ConsumeMessage, RecoveringChannelModel } from 'amqplib';
-import { BatchCollector, type CollectedResult, type CollectorStats, type MissingResult } from './collector.js';
+import { BatchCollector, type CollectorStats, type Emitted, type MissingResult } from './collector.js';
 import { correlationIdFor, newBatchId, type JobSpec } from './jobs.js';
 
 export interface SubmitOptions {
   /** Batch id; a new one by default. */
   batch?: string;
-  /** Called for every result as it arrives (when waiting). */
-  onResult?: (r: CollectedResult) => void;
+  /** How results are presented (see OutputMode). */
+  output: OutputMode;
+  /** The whole request, for printing combined results (e.g. the range before chunking). */
+  request?: Record<string, unknown>;
+  /**
+   * Called for every result (or part, or combined summary) in presentation order; if it
+   * returns a promise, the reply is acknowledged only once it resolves (e.g. stdout drained).
+   */
+  onResult?: (r: Emitted) => void | Promise<void>;
+  /** Called after each result arrives: results complete so far, and in all. */
+  onProgress?: (done: number, total: number) => void;
   /** Wait for every result; false returns as soon as every job is confirmed. */
   wait: boolean;
   /** Longest wait for results, ms. */
@@ -42,9 +52,17 @@ export interface BatchOutcome {
 }
 
 export interface CollectOptions {
-  onResult?: (r: CollectedResult) => void;
+  onResult?: (r: Emitted) => void | Promise<void>;
+  onProgress?: (done: number, total: number) => void;
   timeoutMs: number;
 }
+
+/** Unacknowledged replies the producer takes at once, for small results. */
+const REPLY_PREFETCH = 256;
+/** ...but no more than about this many bytes of them (long lists come in ~1 MB parts). */
+const REPLY_WINDOW_BYTES = 16 * 1024 * 1024;
+/** Never fewer than this, so parts keep flowing. */
+const REPLY_PREFETCH_MIN = 4;
 
 /**
  * The producer side of the pipeline: publishes batches of jobs through a confirm channel
@@ -88,12 +106,14 @@ export class PipelineClient {
     const manifest: Manifest = {
       batch,
       createdAt: new Date().toISOString(),
+      output: opts.output,
+      ...(opts.request ? { request: opts.request } : {}),
       jobs: jobs.map((j, i) => ({ id: correlationIdFor(batch, i), kinds: j.kinds, input: j.body })),
     };
     const log = this.log.child({ batch });
 
     const gathering = opts.wait
-      ? await this.gather(batch, replyQueue, { onResult: opts.onResult, timeoutMs: opts.timeoutMs, manifest })
+      ? await this.gather(batch, replyQueue, { onResult: opts.onResult, onProgress: opts.onProgress, timeoutMs: opts.timeoutMs, manifest })
       : undefined;
     try {
       await Promise.all(
@@ -161,7 +181,7 @@ export class PipelineClient {
         { cause },
       );
     }
-    const gathering = await this.gather(batch, replyQueue, { onResult: opts.onResult, timeoutMs: opts.timeoutMs });
+    const gathering = await this.gather(batch, replyQueue, opts);
     return gathering.done;
   }
 
@@ -170,63 +190,123 @@ export class PipelineClient {
   }
 
   /**
-   * Consumes a reply queue without acking until the batch is complete: then everything
-   * is acked and the queue deleted. On timeout (or failure) the channel closes unacked,
-   * so every result goes back to the queue for a later `collect`.
+   * Consumes a batch's reply queue. A reply is acknowledged once what it carries has been
+   * emitted; the manifest (and summaries to be added up) only when the batch is complete,
+   * and then the queue is deleted. On timeout or failure, a manifest of what is still owed
+   * replaces the old one and everything unemitted goes back to the queue, for `collect`.
    */
   private async gather(
     batch: string,
     replyQueue: string,
-    opts: { onResult?: ((r: CollectedResult) => void) | undefined; timeoutMs: number; manifest?: Manifest },
+    opts: {
+      onResult?: ((r: Emitted) => void | Promise<void>) | undefined;
+      onProgress?: ((done: number, total: number) => void) | undefined;
+      timeoutMs: number;
+      manifest?: Manifest;
+    },
   ): Promise<{ done: Promise<BatchOutcome>; stop: (completed: boolean) => Promise<void> }> {
-    let failed = 0;
+    // Replies are acknowledged once what they carried has been written out, so a slow
+    // reader (a pipe) holds back the broker instead of filling this process's memory.
+    let written: Promise<void> = Promise.resolve();
     const collector = new BatchCollector(
       batch,
       (r) => {
-        if (!r.result.ok) failed++;
-        opts.onResult?.(r);
+        const w = opts.onResult?.(r);
+        if (w) written = w;
       },
       opts.manifest,
     );
     const channel: Channel = await this.model.createChannel();
     channel.on('error', (err: Error) => this.log.warn({ err }, 'reply channel error'));
+    let prefetch = REPLY_PREFETCH;
+    let avgBytes = 256;
+    await channel.prefetch(prefetch);
 
     let settle!: (completed: boolean) => void;
     const finished = new Promise<boolean>((resolve) => (settle = resolve));
     let lost: Error | undefined;
+    let stopping = false;
+    let stopped = false;
     channel.on('close', () => {
-      lost = new PipelineError(ErrorCodes.CHANNEL_CLOSED, `lost the connection while collecting; the results wait in ${replyQueue}: run \`pipeline collect ${batch}\``, { retryable: true });
+      if (!stopping) {
+        lost = new PipelineError(ErrorCodes.CHANNEL_CLOSED, `lost the connection while collecting; the results wait in ${replyQueue}: run \`pipeline collect ${batch}\``, { retryable: true });
+      }
       settle(false);
     });
     await channel.consume(
       replyQueue,
       (msg: ConsumeMessage | null) => {
         if (msg === null) return settle(false);
-        collector.accept(msg);
-        if (collector.complete) settle(true);
+        const release = collector.accept(msg);
+        if (release.length) {
+          void written.then(() => {
+            if (!stopped) for (const m of release) channel.ack(m as ConsumeMessage);
+          });
+        }
+        opts.onProgress?.(collector.doneCount, collector.expectedCount);
+        if (collector.complete) return settle(true);
+        // The window: about REPLY_WINDOW_BYTES of replies in flight, plus room for replies held
+        // back out of turn (they must never fill it, or the one in turn could not arrive).
+        avgBytes = avgBytes * 0.8 + msg.content.length * 0.2;
+        const byBytes = Math.floor(REPLY_WINDOW_BYTES / Math.max(1, avgBytes));
+        const wanted = Math.max(REPLY_PREFETCH_MIN, Math.min(REPLY_PREFETCH, byBytes)) + collector.held;
+        if (wanted > prefetch * 1.5 || wanted < prefetch / 2 || collector.held >= prefetch - 2) {
+          prefetch = Math.max(wanted, collector.held + REPLY_PREFETCH_MIN);
+          channel.prefetch(prefetch).catch(() => {});
+        }
       },
       { noAck: false },
     );
     const timer = setTimeout(() => settle(false), opts.timeoutMs);
 
-    let stopped = false;
     const stop = async (completed: boolean) => {
-      if (stopped) return;
-      stopped = true;
+      if (stopping) return;
+      stopping = true;
       clearTimeout(timer);
-      if (completed) {
-        channel.ackAll();
-        await channel.deleteQueue(replyQueue).catch(() => {});
+      await written.catch(() => {}); // lets the acks of what was written go out first
+      stopped = true;
+      try {
+        if (completed) {
+          for (const m of collector.finish()) channel.ack(m as ConsumeMessage);
+          await channel.deleteQueue(replyQueue).catch(() => {});
+        } else {
+          await this.replaceManifest(collector, replyQueue, channel);
+          collector.flushUnmatched();
+        }
+      } finally {
+        await channel.close().catch(() => {});
       }
-      await channel.close().catch(() => {});
     };
     const done = finished.then(async (completed) => {
-      const wasLost = lost && !completed;
-      if (!completed && !collector.knowsJobs) collector.flushUnmatched();
-      await stop(completed && !wasLost);
-      if (wasLost && lost) throw lost;
-      return { batch, jobs: collector.jobCount, complete: completed, missing: collector.missing(), stats: { ...collector.stats }, failed };
+      const wasLost = lost !== undefined;
+      await stop(completed && !wasLost).catch(() => {});
+      if (lost && !completed) throw lost;
+      return {
+        batch,
+        jobs: collector.jobCount,
+        complete: completed,
+        missing: collector.missing(),
+        stats: { ...collector.stats },
+        failed: collector.failedCount,
+      };
     });
     return { done, stop };
+  }
+
+  /**
+   * On an early stop: if some results were already emitted (and acknowledged), writes a
+   * manifest of what is still owed and drops the old one, so `collect` waits only for the rest.
+   */
+  private async replaceManifest(collector: BatchCollector, replyQueue: string, channel: Channel): Promise<void> {
+    const old = collector.manifestMessage;
+    const remaining = collector.remainingManifest();
+    if (!old || !remaining || collector.emittedCount === 0) return;
+    await this.publisher.publish('', replyQueue, Buffer.from(JSON.stringify(remaining)), {
+      contentType: 'application/json',
+      persistent: true,
+      type: MANIFEST_TYPE,
+      appId: 'pipeline',
+    });
+    channel.ack(old as ConsumeMessage);
   }
 }

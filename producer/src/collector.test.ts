@@ -1,47 +1,53 @@
 import { MANIFEST_TYPE, type Manifest } from '@amqp-pipeline/shared';
 import { describe, expect, it } from 'vitest';
-import { BatchCollector, type CollectedResult } from './collector.js';
+import { BatchCollector, type Emitted } from './collector.js';
 
 const batch = 'B1';
-const manifest: Manifest = {
+const manifest = (output: Manifest['output'], jobs: Manifest['jobs'], request?: Record<string, unknown>): Manifest => ({
   batch,
   createdAt: '2026-11-29T00:00:00Z',
-  jobs: [
-    { id: 'B1.0', kinds: ['primes', 'squares'], input: { from: 2, to: 5 } },
-    { id: 'B1.1', kinds: ['title'], input: { url: 'http://x/' } },
-  ],
-};
+  output,
+  ...(request ? { request } : {}),
+  jobs,
+});
+const mixed = manifest('independent', [
+  { id: 'B1.0', kinds: ['primes', 'squares'], input: { from: 2, to: 5 } },
+  { id: 'B1.1', kinds: ['title'], input: { url: 'http://x/' } },
+]);
 
 const msg = (correlationId: string, body: unknown, type?: string) => ({
   content: Buffer.from(typeof body === 'string' ? body : JSON.stringify(body)),
   properties: { correlationId, type } as never,
 });
+const part = (kind: 'primes' | 'squares', values: number[], index: number, last: boolean) => ({ ok: true, kind, [kind]: values, part: { index, last } });
+const label = (e: Emitted) => (e.type === 'result' ? `${e.id}:${e.result.kind}${'part' in e.result && e.result.part ? `#${e.result.part.index}` : ''}` : `combined:${e.kind}`);
 
 describe('BatchCollector', () => {
-  it('when every expected kind of every job arrives, then it is complete and reports each once', () => {
-    const seen: CollectedResult[] = [];
-    const c = new BatchCollector(batch, (r) => seen.push(r), manifest);
-    c.accept(msg('B1.0', { ok: true, kind: 'primes', primes: [2, 3, 5] }));
+  it('when every expected kind of every job arrives, then it is complete and reports each once, releasing each message', () => {
+    const seen: Emitted[] = [];
+    const c = new BatchCollector(batch, (r) => seen.push(r), mixed);
+    const a = msg('B1.0', { ok: true, kind: 'primes', primes: [2, 3, 5] });
+    expect(c.accept(a)).toEqual([a]);
     expect(c.complete).toBe(false);
     c.accept(msg('B1.1', { ok: true, kind: 'title', title: 'X' }));
     c.accept(msg('B1.0', { ok: true, kind: 'squares', squares: [4, 9, 16, 25] }));
     expect(c.complete).toBe(true);
-    expect(seen.map((r) => `${r.id}:${r.result.kind}`)).toEqual(['B1.0:primes', 'B1.1:title', 'B1.0:squares']);
-    expect(seen[0]?.input).toEqual({ from: 2, to: 5 });
+    expect(seen.map(label)).toEqual(['B1.0:primes', 'B1.1:title', 'B1.0:squares']);
+    expect(seen[0]).toMatchObject({ input: { from: 2, to: 5 } });
   });
 
-  it('when a result is redelivered, then it is dropped and counted as a duplicate', () => {
-    const seen: CollectedResult[] = [];
-    const c = new BatchCollector(batch, (r) => seen.push(r), manifest);
+  it('when a result is redelivered, then it is dropped, counted as a duplicate, and released', () => {
+    const seen: Emitted[] = [];
+    const c = new BatchCollector(batch, (r) => seen.push(r), mixed);
     const r = msg('B1.0', { ok: true, kind: 'primes', primes: [2, 3, 5] });
     c.accept(r);
-    c.accept(r);
+    expect(c.accept(r)).toEqual([r]);
     expect(seen).toHaveLength(1);
     expect(c.stats).toEqual({ received: 1, duplicates: 1, unexpected: 0 });
   });
 
   it('when a message matches no job, is not JSON, or is the wrong kind, then it is dropped and counted', () => {
-    const c = new BatchCollector(batch, () => {}, manifest);
+    const c = new BatchCollector(batch, () => {}, mixed);
     c.accept(msg('OTHER.0', { ok: true, kind: 'primes', primes: [] }));
     c.accept(msg('B1.0', 'not json'));
     c.accept(msg('B1.1', { ok: true, kind: 'primes', primes: [] }));
@@ -50,16 +56,66 @@ describe('BatchCollector', () => {
     expect(c.missing().map((m) => `${m.id}:${m.kind}`)).toEqual(['B1.0:primes', 'B1.0:squares', 'B1.1:title']);
   });
 
-  it('when results arrive before the manifest (collect), then they are matched once it arrives', () => {
-    const seen: CollectedResult[] = [];
+  it('when results arrive before the manifest (collect), then they are held and matched once it arrives', () => {
+    const seen: Emitted[] = [];
     const c = new BatchCollector(batch, (r) => seen.push(r));
-    c.accept(msg('B1.1', { ok: false, kind: 'title', error: { code: 'PIPELINE_ERR_HTTP_STATUS', message: 'HTTP 404' } }));
-    expect(seen).toHaveLength(0);
-    expect(c.complete).toBe(false);
-    c.accept({ content: Buffer.from(JSON.stringify(manifest)), properties: { type: MANIFEST_TYPE } as never });
-    expect(seen).toHaveLength(1);
-    expect(seen[0]?.input).toEqual({ url: 'http://x/' });
-    expect(c.jobCount).toBe(2);
+    const early = msg('B1.1', { ok: false, kind: 'title', error: { code: 'PIPELINE_ERR_HTTP_STATUS', message: 'HTTP 404' } });
+    expect(c.accept(early)).toEqual([]);
+    expect(c.held).toBe(1);
+    const released = c.accept({ content: Buffer.from(JSON.stringify(mixed)), properties: { type: MANIFEST_TYPE } as never });
+    expect(released).toEqual([early]);
+    expect(seen.map(label)).toEqual(['B1.1:title']);
+    expect(c.failedCount).toBe(1);
     expect(c.expectedCount).toBe(3);
+  });
+
+  it('when list parts arrive out of order and repeated, then they are emitted once each, in order', () => {
+    const seen: Emitted[] = [];
+    const c = new BatchCollector(batch, (r) => seen.push(r), manifest('ordered', [{ id: 'B1.0', kinds: ['primes'], input: { from: 1, to: 30 } }]));
+    expect(c.accept(msg('B1.0', part('primes', [11, 13], 1, false)))).toEqual([]);
+    expect(c.held).toBe(1);
+    c.accept(msg('B1.0', part('primes', [2, 3, 5, 7], 0, false)));
+    c.accept(msg('B1.0', part('primes', [2, 3, 5, 7], 0, false)));
+    c.accept(msg('B1.0', part('primes', [17, 19, 23, 29], 2, true)));
+    expect(seen.map(label)).toEqual(['B1.0:primes#0', 'B1.0:primes#1', 'B1.0:primes#2']);
+    expect(c.complete).toBe(true);
+    expect(c.stats).toEqual({ received: 1, duplicates: 1, unexpected: 0 });
+    expect(c.held).toBe(0);
+  });
+
+  it('when an ordered batch of chunks completes out of order, then each kind is emitted in job order', () => {
+    const seen: Emitted[] = [];
+    const jobs = [0, 1, 2].map((i) => ({ id: `B1.${i}`, kinds: ['primes' as const], input: { from: i * 10, to: i * 10 + 9 } }));
+    const c = new BatchCollector(batch, (r) => seen.push(r), manifest('ordered', jobs));
+    c.accept(msg('B1.2', { ok: true, kind: 'primes', primes: [23, 29] }));
+    c.accept(msg('B1.1', { ok: true, kind: 'primes', primes: [11, 13, 17, 19] }));
+    expect(seen).toEqual([]);
+    c.accept(msg('B1.0', { ok: true, kind: 'primes', primes: [2, 3, 5, 7] }));
+    expect(seen.map(label)).toEqual(['B1.0:primes', 'B1.1:primes', 'B1.2:primes']);
+  });
+
+  it('when a combine batch completes, then summaries are added into one result and released only at the end', () => {
+    const seen: Emitted[] = [];
+    const jobs = [0, 1].map((i) => ({ id: `B1.${i}`, kinds: ['primes' as const], input: { from: i * 50 + 1, to: i * 50 + 50, count: true } }));
+    const c = new BatchCollector(batch, (r) => seen.push(r), manifest('combine', jobs, { from: 1, to: 100 }));
+    const a = msg('B1.1', { ok: true, kind: 'primes', summary: { count: 10, first: 53, last: 97, sum: '732' } });
+    const b = msg('B1.0', { ok: true, kind: 'primes', summary: { count: 15, first: 2, last: 47, sum: '328' } });
+    expect(c.accept(a)).toEqual([]);
+    expect(c.accept(b)).toEqual([]);
+    expect(c.complete).toBe(true);
+    expect(seen).toEqual([]);
+    expect(c.finish()).toEqual([b, a]);
+    expect(seen).toEqual([
+      { type: 'combined', batch, kind: 'primes', input: { from: 1, to: 100 }, jobs: 2, result: { ok: true, kind: 'primes', summary: { count: 25, first: 2, last: 97, sum: '1060' } } },
+    ]);
+  });
+
+  it('when stopped early, then the remaining manifest lists only what is owed, resuming lists at the next part', () => {
+    const jobs = [0, 1].map((i) => ({ id: `B1.${i}`, kinds: ['squares' as const], input: { from: i, to: i } }));
+    const c = new BatchCollector(batch, () => {}, manifest('ordered', jobs));
+    c.accept(msg('B1.0', { ok: true, kind: 'squares', squares: [0] }));
+    c.accept(msg('B1.1', part('squares', [1], 0, false)));
+    expect(c.emittedCount).toBe(2);
+    expect(c.remainingManifest()?.jobs).toEqual([{ id: 'B1.1', kinds: ['squares'], input: { from: 1, to: 1 }, nextPart: { squares: 1 } }]);
   });
 });

@@ -1,8 +1,20 @@
-import { MANIFEST_TYPE, ManifestSchema, ResultSchema, type Manifest, type Result, type ResultKind } from '@amqp-pipeline/shared';
+import {
+  MANIFEST_TYPE,
+  ManifestSchema,
+  ResultSchema,
+  type FailureResult,
+  type Manifest,
+  type OutputMode,
+  type Result,
+  type ResultKind,
+} from '@amqp-pipeline/shared';
 import type { ConsumeMessage } from 'amqplib';
 
-/** A result matched to its job. */
+type Msg = Pick<ConsumeMessage, 'content' | 'properties'>;
+
+/** A result (or one part of a long list) matched to its job, ready to print. */
 export interface CollectedResult {
+  type: 'result';
   batch: string;
   /** Correlation id of the job. */
   id: string;
@@ -11,10 +23,25 @@ export interface CollectedResult {
   result: Result;
 }
 
+/** Several jobs' summaries of one kind added together (a range counted in chunks). */
+export interface CombinedResult {
+  type: 'combined';
+  batch: string;
+  kind: ResultKind;
+  /** The whole request, e.g. `{from, to}` before chunking. */
+  input: Record<string, unknown>;
+  jobs: number;
+  result:
+    | { ok: true; kind: ResultKind; summary: { count: number; first: number | string | null; last: number | string | null; sum: string } }
+    | FailureResult;
+}
+
+export type Emitted = CollectedResult | CombinedResult;
+
 export interface CollectorStats {
-  /** Results accepted (after de-duplication). */
+  /** Results accepted (after de-duplication); a list sent in parts counts once, when complete. */
   received: number;
-  /** Results dropped because the same job and kind was already answered (redeliveries). */
+  /** Messages dropped because the same result (or part) had already arrived (redeliveries). */
   duplicates: number;
   /** Messages dropped because they match no job of this batch or are not valid results. */
   unexpected: number;
@@ -26,117 +53,297 @@ export interface MissingResult {
   input: Record<string, unknown>;
 }
 
+interface Owed {
+  id: string;
+  order: number;
+  kind: ResultKind;
+  input: Record<string, unknown>;
+  /** Next part index to emit. */
+  nextPart: number;
+  done: boolean;
+  failed: boolean;
+  /** Parts (or whole results) that arrived ahead of their turn, with their messages. */
+  waiting: Map<number, { result: Result; msg: Msg }>;
+  /** For `combine`: the summary (or failure) of this job, and its message (acked at the end). */
+  final?: { result: Result; msg: Msg };
+}
+
+function partIndex(r: Result): { index: number; last: boolean } {
+  return 'part' in r && r.part ? r.part : { index: 0, last: true };
+}
+
 /**
- * Matches replies to the jobs of one batch by correlation id and result kind,
- * drops duplicates and strangers, and knows when every expected result is in.
+ * Matches the replies of one batch to its jobs by correlation id and kind, drops duplicates
+ * and strangers, puts lists back in order (parts within a result; for `ordered` batches,
+ * jobs within a kind), adds summaries for `combine` batches, and says which messages may be
+ * acknowledged: a message is released once what it carries has been emitted (or dropped);
+ * the manifest and `combine` summaries are released only when the batch is complete.
  * Pure bookkeeping: it never touches the broker.
  */
 export class BatchCollector {
   readonly batch: string;
   readonly stats: CollectorStats = { received: 0, duplicates: 0, unexpected: 0 };
-  private expected: Map<string, { kinds: Set<ResultKind>; input: Record<string, unknown> }> | undefined;
-  private readonly seen = new Set<string>();
-  /** Results that arrived before the manifest told us what to expect. */
-  private early: { id: string; result: Result }[] = [];
-  private readonly onResult: (r: CollectedResult) => void;
+  private readonly emit: (r: Emitted) => void;
+  private manifest: Manifest | undefined;
+  private manifestMsg: Msg | undefined;
+  private owed = new Map<string, Owed>();
+  /** For `ordered`: per kind, the owed entries in job order, and the position of the head. */
+  private queues = new Map<ResultKind, { list: Owed[]; head: number }>();
+  private early: Msg[] = [];
+  private heldCount = 0;
+  private failures = 0;
+  private emitted = 0;
 
-  constructor(batch: string, onResult: (r: CollectedResult) => void, manifest?: Manifest) {
+  constructor(batch: string, emit: (r: Emitted) => void, manifest?: Manifest) {
     this.batch = batch;
-    this.onResult = onResult;
-    if (manifest) this.expect(manifest);
-  }
-
-  /** True once the jobs are known and every one of their results has arrived. */
-  get complete(): boolean {
-    return this.expected !== undefined && this.stats.received === this.expectedCount;
+    this.emit = emit;
+    if (manifest) this.learn(manifest);
   }
 
   get knowsJobs(): boolean {
-    return this.expected !== undefined;
+    return this.manifest !== undefined;
   }
 
   /** Jobs in the batch (0 until the manifest is known). */
   get jobCount(): number {
-    return this.expected?.size ?? 0;
+    return this.manifest?.jobs.length ?? 0;
   }
 
+  /** Results expected in all (job × kind). */
   get expectedCount(): number {
+    return this.owed.size;
+  }
+
+  /** Results complete so far (all parts in). */
+  get doneCount(): number {
     let n = 0;
-    for (const job of this.expected?.values() ?? []) n += job.kinds.size;
+    for (const o of this.owed.values()) if (o.done) n++;
     return n;
   }
 
-  /** Feeds one message from the reply queue. */
-  accept(msg: Pick<ConsumeMessage, 'content' | 'properties'>): void {
+  /** Results and parts emitted so far. */
+  get emittedCount(): number {
+    return this.emitted;
+  }
+
+  /** Results that arrived as `ok: false` (for `combine`: jobs that failed). */
+  get failedCount(): number {
+    return this.failures;
+  }
+
+  /** True once the jobs are known and every expected result is complete. */
+  get complete(): boolean {
+    return this.manifest !== undefined && this.doneCount === this.owed.size;
+  }
+
+  /** Messages held back unacknowledged (out-of-order parts, summaries, the manifest). */
+  get held(): number {
+    return this.heldCount + (this.manifestMsg ? 1 : 0) + this.early.length;
+  }
+
+  /** Feeds one message from the reply queue; returns the messages that may be acknowledged now. */
+  accept(msg: Msg): Msg[] {
     if (msg.properties.type === MANIFEST_TYPE) {
-      const manifest = ManifestSchema.safeParse(safeJson(msg.content));
-      if (manifest.success && manifest.data.batch === this.batch) {
-        if (!this.expected) this.expect(manifest.data);
-      } else {
+      const parsed = ManifestSchema.safeParse(safeJson(msg.content));
+      if (!parsed.success || parsed.data.batch !== this.batch || this.manifestMsg) {
         this.stats.unexpected++;
+        return [msg];
       }
-      return;
+      this.manifestMsg = msg;
+      if (this.manifest) return [];
+      this.learn(parsed.data);
+      const early = this.early.splice(0);
+      return early.flatMap((m) => this.accept(m));
+    }
+    if (!this.manifest) {
+      this.early.push(msg);
+      return [];
     }
     const id = String(msg.properties.correlationId ?? '');
     const parsed = ResultSchema.safeParse(safeJson(msg.content));
-    if (!parsed.success || !id.startsWith(`${this.batch}.`)) {
+    const owed = parsed.success ? this.owed.get(`${id}:${parsed.data.kind}`) : undefined;
+    if (!parsed.success || !owed) {
       this.stats.unexpected++;
-      return;
+      return [msg];
     }
-    if (!this.expected) {
-      this.early.push({ id, result: parsed.data });
-      return;
-    }
-    this.record(id, parsed.data);
+    return this.take(owed, parsed.data, msg);
   }
 
-  /** Results still outstanding (only meaningful once the jobs are known). */
+  /** Results still outstanding. */
   missing(): MissingResult[] {
-    const out: MissingResult[] = [];
-    for (const [id, job] of this.expected ?? []) {
-      for (const kind of job.kinds) if (!this.seen.has(`${id}:${kind}`)) out.push({ id, kind, input: job.input });
+    return [...this.owed.values()].filter((o) => !o.done).map((o) => ({ id: o.id, kind: o.kind, input: o.input }));
+  }
+
+  /** Messages to acknowledge once the batch is complete and everything has been emitted. */
+  finish(): Msg[] {
+    const out: Msg[] = [];
+    if (this.manifest?.output === 'combine') {
+      for (const kind of this.kinds()) out.push(...this.emitCombined(kind));
     }
+    if (this.manifestMsg) out.push(this.manifestMsg);
+    this.manifestMsg = undefined;
     return out;
   }
 
-  /** Count of results that arrived but could not be matched yet (no manifest). */
-  get unmatched(): number {
-    return this.early.length;
-  }
-
-  /** Gives up on learning the jobs: reports what arrived, as it is. */
-  flushUnmatched(): void {
-    for (const { id, result } of this.early.splice(0)) {
-      const key = `${id}:${result.kind}`;
-      if (this.seen.has(key)) {
-        this.stats.duplicates++;
-        continue;
+  /**
+   * The manifest of what is still owed, for a collector that stops early: jobs whose
+   * results were all emitted are left out, and lists sent in parts resume at the next part.
+   * For `combine` nothing was released, so it is the whole manifest again.
+   */
+  remainingManifest(): Manifest | undefined {
+    if (!this.manifest) return undefined;
+    if (this.manifest.output === 'combine') return this.manifest;
+    const jobs: Manifest['jobs'] = [];
+    for (const job of this.manifest.jobs) {
+      const kinds = job.kinds.filter((k) => !this.owed.get(`${job.id}:${k}`)?.done);
+      if (kinds.length === 0) continue;
+      const nextPart: Partial<Record<ResultKind, number>> = {};
+      for (const k of kinds) {
+        const n = this.owed.get(`${job.id}:${k}`)?.nextPart ?? 0;
+        if (n > 0) nextPart[k] = n;
       }
-      this.seen.add(key);
+      jobs.push({ ...job, kinds, ...(Object.keys(nextPart).length ? { nextPart } : { nextPart: undefined }) });
+    }
+    return { ...this.manifest, jobs };
+  }
+
+  /** The message of the manifest currently held (to acknowledge when it is replaced). */
+  get manifestMessage(): Msg | undefined {
+    return this.manifestMsg;
+  }
+
+  /** For a collect that never saw a manifest: what arrived, as it is, in arrival order. */
+  flushUnmatched(): Msg[] {
+    const msgs = this.early.splice(0);
+    for (const m of msgs) {
+      const parsed = ResultSchema.safeParse(safeJson(m.content));
+      if (!parsed.success) continue;
+      this.emit({ type: 'result', batch: this.batch, id: String(m.properties.correlationId ?? ''), input: {}, result: parsed.data });
+    }
+    return msgs;
+  }
+
+  private kinds(): ResultKind[] {
+    return [...new Set([...this.owed.values()].map((o) => o.kind))];
+  }
+
+  private learn(manifest: Manifest): void {
+    this.manifest = manifest;
+    manifest.jobs.forEach((job, order) => {
+      for (const kind of job.kinds) {
+        const o: Owed = {
+          id: job.id,
+          order,
+          kind,
+          input: job.input,
+          nextPart: job.nextPart?.[kind] ?? 0,
+          done: false,
+          failed: false,
+          waiting: new Map(),
+        };
+        this.owed.set(`${job.id}:${kind}`, o);
+        if (manifest.output === 'ordered') {
+          let q = this.queues.get(kind);
+          if (!q) this.queues.set(kind, (q = { list: [], head: 0 }));
+          q.list.push(o);
+        }
+      }
+    });
+  }
+
+  private take(o: Owed, result: Result, msg: Msg): Msg[] {
+    if (this.manifest?.output === 'combine') {
+      if (o.final || o.done) {
+        this.stats.duplicates++;
+        return [msg];
+      }
+      o.final = { result, msg };
+      o.done = true;
       this.stats.received++;
-      this.onResult({ batch: this.batch, id, input: {}, result });
+      if (!result.ok) this.failures++;
+      this.heldCount++;
+      return [];
     }
-  }
-
-  private expect(manifest: Manifest): void {
-    this.expected = new Map(manifest.jobs.map((j) => [j.id, { kinds: new Set(j.kinds), input: j.input }]));
-    for (const { id, result } of this.early.splice(0)) this.record(id, result);
-  }
-
-  private record(id: string, result: Result): void {
-    const job = this.expected?.get(id);
-    if (!job || !job.kinds.has(result.kind)) {
-      this.stats.unexpected++;
-      return;
-    }
-    const key = `${id}:${result.kind}`;
-    if (this.seen.has(key)) {
+    const { index } = result.ok ? partIndex(result) : { index: o.nextPart };
+    if (o.done || index < o.nextPart || o.waiting.has(index)) {
       this.stats.duplicates++;
-      return;
+      return [msg];
     }
-    this.seen.add(key);
-    this.stats.received++;
-    this.onResult({ batch: this.batch, id, input: job.input, result });
+    o.waiting.set(index, { result, msg });
+    this.heldCount++;
+    return this.drain(o);
+  }
+
+  /** Emits whatever is now in turn, for this entry (and, if ordered, the entries after it). */
+  private drain(o: Owed): Msg[] {
+    const released: Msg[] = [];
+    const ordered = this.manifest?.output === 'ordered';
+    const q = ordered ? this.queues.get(o.kind) : undefined;
+    let current: Owed | undefined = q ? q.list[q.head] : o;
+    while (current) {
+      if (q && current !== q.list[q.head]) break;
+      const next = current.waiting.get(current.nextPart);
+      if (!next) break;
+      current.waiting.delete(current.nextPart);
+      this.heldCount--;
+      released.push(next.msg);
+      this.emitted++;
+      this.emit({ type: 'result', batch: this.batch, id: current.id, input: current.input, result: next.result });
+      const last = !next.result.ok || partIndex(next.result).last;
+      current.nextPart++;
+      if (last) {
+        current.done = true;
+        this.stats.received++;
+        if (!next.result.ok) {
+          current.failed = true;
+          this.failures++;
+        }
+        // Anything still waiting for a finished entry is a leftover duplicate.
+        for (const w of current.waiting.values()) {
+          released.push(w.msg);
+          this.stats.duplicates++;
+          this.heldCount--;
+        }
+        current.waiting.clear();
+        if (!q) break;
+        q.head++;
+        current = q.list[q.head];
+      }
+    }
+    return released;
+  }
+
+  private emitCombined(kind: ResultKind): Msg[] {
+    const entries = [...this.owed.values()].filter((o) => o.kind === kind).sort((a, b) => a.order - b.order);
+    const msgs = entries.flatMap((o) => (o.final ? [o.final.msg] : []));
+    this.heldCount -= msgs.length;
+    const input = this.manifest?.request ?? {};
+    const failure = entries.find((o) => o.final && !o.final.result.ok)?.final?.result;
+    if (failure && !failure.ok) {
+      this.emit({ type: 'combined', batch: this.batch, kind, input, jobs: entries.length, result: failure });
+      return msgs;
+    }
+    let count = 0;
+    let sum = 0n;
+    let first: number | string | null = null;
+    let last: number | string | null = null;
+    for (const o of entries) {
+      const r = o.final?.result;
+      if (!r || !r.ok || !('summary' in r)) continue;
+      count += r.summary.count;
+      sum += BigInt(r.summary.sum);
+      if (first === null && r.summary.first !== null) first = r.summary.first;
+      if (r.summary.last !== null) last = r.summary.last;
+    }
+    this.emit({
+      type: 'combined',
+      batch: this.batch,
+      kind,
+      input,
+      jobs: entries.length,
+      result: { ok: true, kind, summary: { count, first, last, sum: sum.toString() } },
+    });
+    return msgs;
   }
 }
 

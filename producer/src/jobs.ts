@@ -27,9 +27,30 @@ export function rangeJob(target: RangeTarget, range: RangeJob): JobSpec {
     exchange: Exchanges.ranges.name,
     routingKey: RangeRoutes[target],
     type: RANGE_JOB_TYPE,
-    body: { from: range.from, to: range.to },
+    body: range.count ? { from: range.from, to: range.to, count: true } : { from: range.from, to: range.to },
     kinds: target === 'all' ? ['primes', 'squares'] : [target],
   };
+}
+
+/**
+ * A range as jobs: one, or with `chunk` one per `chunk` numbers (the last may be shorter),
+ * in ascending order, so all replicas of a service share the work.
+ */
+export function rangeJobs(target: RangeTarget, range: RangeJob, chunk?: number): JobSpec[] {
+  if (chunk === undefined) return [rangeJob(target, range)];
+  if (!Number.isSafeInteger(chunk) || chunk < 1) throw new RangeError(`chunk must be a positive integer, got ${chunk}`);
+  const jobs: JobSpec[] = [];
+  for (let lo = range.from; ; lo += chunk) {
+    const hi = range.to - lo < chunk ? range.to : lo + chunk - 1;
+    jobs.push(rangeJob(target, { ...range, from: lo, to: hi }));
+    if (hi >= range.to) break;
+  }
+  return jobs;
+}
+
+/** How many jobs `rangeJobs` would make, without making them. */
+export function chunkCount(range: RangeJob, chunk: number): number {
+  return Math.ceil((range.to - range.from + 1) / chunk);
 }
 
 export function urlJob(url: string): JobSpec {

@@ -29,6 +29,29 @@ export interface JobContext {
   signal: AbortSignal;
 }
 
+const LIST = Symbol('pipeline.list-output');
+
+/** A list result that the runner sends in ordered parts, each under RESULT_PART_BYTES. */
+export interface ListOutput {
+  readonly [LIST]: true;
+  /** The result field holding the list, e.g. `primes`. */
+  readonly field: string;
+  /** The list, in order, as chunks of any size (numbers, or strings of digits). */
+  readonly chunks: Iterable<ArrayLike<number | string>> | AsyncIterable<ArrayLike<number | string>>;
+}
+
+/**
+ * Wraps a (possibly huge) list so the runner can stream it: the result is one message
+ * when it fits in RESULT_PART_BYTES, otherwise parts `{..., "part": {"index", "last"}}`.
+ */
+export function listOutput(field: string, chunks: ListOutput['chunks']): ListOutput {
+  return { [LIST]: true, field, chunks };
+}
+
+function isListOutput(v: unknown): v is ListOutput {
+  return typeof v === 'object' && v !== null && LIST in v;
+}
+
 /** What a service is: its queue, the kind of result it produces, its input schema and its work. */
 export interface ServiceDefinition<Job> {
   /** Service name: logs, connection name, consumer tag. */
@@ -41,7 +64,7 @@ export interface ServiceDefinition<Job> {
    * throws a PipelineError for an `ok: false` result. Errors marked `retryable`
    * (and unexpected errors) are retried up to the delivery limit first.
    */
-  handle(job: Job, ctx: JobContext): Promise<Record<string, unknown>> | Record<string, unknown>;
+  handle(job: Job, ctx: JobContext): Promise<Record<string, unknown> | ListOutput> | Record<string, unknown> | ListOutput;
 }
 
 export interface ConsumerOptions {
@@ -135,9 +158,9 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
     });
   }
 
-  async function reply(s: Session, msg: ConsumeMessage, result: Result): Promise<void> {
+  async function reply(s: Session, msg: ConsumeMessage, result: Result | Buffer): Promise<void> {
     const replyTo = msg.properties.replyTo as string;
-    const body = Buffer.from(JSON.stringify(result));
+    const body = Buffer.isBuffer(result) ? result : Buffer.from(JSON.stringify(result));
     const options = {
       correlationId: msg.properties.correlationId as string,
       contentType: 'application/json',
@@ -163,6 +186,39 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
         },
       });
     }
+  }
+
+  /**
+   * Sends a list as one result if it fits in RESULT_PART_BYTES, else as ordered parts,
+   * each confirmed before the next is sent. Items are numbers or digit strings (ASCII),
+   * so string length is byte length.
+   */
+  async function replyList(s: Session, msg: ConsumeMessage, out: ListOutput): Promise<number> {
+    const head = `{"ok":true,"kind":${JSON.stringify(def.kind)},${JSON.stringify(out.field)}:[`;
+    const overhead = head.length + 48; // room for `],"part":{"index":N,"last":false}}`
+    const budget = config.RESULT_PART_BYTES;
+    let items: string[] = [];
+    let size = overhead;
+    let index = 0;
+    const send = (last: boolean) =>
+      reply(s, msg, Buffer.from(`${head}${items.join(',')}],"part":{"index":${index},"last":${last}}}`));
+    for await (const chunk of out.chunks) {
+      for (let i = 0; i < chunk.length; i++) {
+        const v = chunk[i] as number | string;
+        const text = typeof v === 'number' ? String(v) : JSON.stringify(v);
+        if (size + text.length + 1 > budget && items.length > 0) {
+          await send(false);
+          index++;
+          items = [];
+          size = overhead;
+        }
+        items.push(text);
+        size += text.length + 1;
+      }
+    }
+    if (index === 0) await reply(s, msg, Buffer.from(`${head}${items.join(',')}]}`));
+    else await send(true);
+    return index + 1;
   }
 
   function parse(msg: ConsumeMessage): Job {
@@ -206,9 +262,15 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
       }
 
       const started = performance.now();
-      let result: Result;
+      let result: Result | undefined;
       try {
         const value = await def.handle(job, { log: jobLog, correlationId, attempt, signal: shutdown.signal });
+        if (isListOutput(value)) {
+          const parts = await replyList(s, msg, value);
+          s.channel.ack(msg);
+          jobLog.debug({ ok: true, parts, ms: Math.round(performance.now() - started) }, 'job done');
+          return;
+        }
         result = { ok: true, kind: def.kind, ...value } as Result;
       } catch (err) {
         const retryable = !isPipelineError(err) || err.retryable;

@@ -22,18 +22,22 @@ export { Publisher, type PublisherOptions } from './publisher.js';
 export {
   runConsumer,
   shutdownSignal,
+  listOutput,
+  type ListOutput,
   DeadLetterHeaders,
   type ServiceDefinition,
   type JobContext,
   type ConsumerOptions,
   type RunningConsumer,
 } from './consumer.js';
-export { RangeJobSchema, RangeRoutes, rangeWidth, assertRangeWidth, RANGE_JOB_TYPE, RANGE_JOB_VERSION, type RangeJob } from './messages/range-job.js';
+export { RangeJobSchema, RangeRoutes, rangeWidth, assertRangeWidth, type RangeLimits, RANGE_JOB_TYPE, RANGE_JOB_VERSION, type RangeJob } from './messages/range-job.js';
 export { UrlJobSchema, URL_JOB_TYPE, URL_JOB_VERSION, URL_JOB_ROUTING_KEY, MAX_URL_LENGTH, type UrlJob } from './messages/url-job.js';
 export {
   ResultSchema,
   ResultKinds,
   SquareValue,
+  RangeSummary,
+  PartInfo,
   RESULT_TYPE,
   RESULT_VERSION,
   type Result,
@@ -41,5 +45,5 @@ export {
   type SuccessResult,
   type FailureResult,
 } from './messages/result.js';
-export { ManifestSchema, MANIFEST_TYPE, type Manifest } from './messages/manifest.js';
+export { ManifestSchema, OutputMode, MANIFEST_TYPE, type Manifest } from './messages/manifest.js';
 export { serviceMain, EXIT_CONFIG } from './service.js';

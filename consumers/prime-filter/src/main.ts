@@ -7,6 +7,7 @@ import {
   RangeJobSchema,
   assertRangeWidth,
   createLogger,
+  listOutput,
   loadConfig,
   runConsumer,
   serviceMain,
@@ -27,8 +28,15 @@ await serviceMain(SERVICE, async () => {
       kind: 'primes',
       schema: RangeJobSchema,
       handle(job) {
-        assertRangeWidth(job, config.MAX_RANGE_WIDTH);
-        return { primes: primesBetween(job.from, job.to) };
+        assertRangeWidth(job, { maxListWidth: config.MAX_RANGE_WIDTH, maxCountWidth: config.MAX_COUNT_WIDTH });
+        const primes = primesBetween(job.from, job.to);
+        if (job.count) {
+          let sum = 0n;
+          for (const p of primes) sum += BigInt(p);
+          const summary = { count: primes.length, first: primes[0] ?? null, last: primes[primes.length - 1] ?? null, sum: sum.toString() };
+          return { summary };
+        }
+        return listOutput('primes', [primes]);
       },
     },
     { config, log },

@@ -8,12 +8,13 @@ import {
   RangeJobSchema,
   assertRangeWidth,
   createLogger,
+  listOutput,
   loadConfig,
   runConsumer,
   serviceMain,
   shutdownSignal,
 } from '@amqp-pipeline/shared';
-import { squaresBetween } from './squares.js';
+import { squareChunks, summarizeSquares } from './squares.js';
 
 const SERVICE = 'square-mapper';
 
@@ -28,8 +29,9 @@ await serviceMain(SERVICE, async () => {
       kind: 'squares',
       schema: RangeJobSchema,
       handle(job) {
-        assertRangeWidth(job, config.MAX_RANGE_WIDTH);
-        return { squares: squaresBetween(job.from, job.to) };
+        assertRangeWidth(job, { maxListWidth: config.MAX_RANGE_WIDTH, maxCountWidth: config.MAX_COUNT_WIDTH });
+        if (job.count) return { summary: summarizeSquares(job.from, job.to) };
+        return listOutput('squares', squareChunks(job.from, job.to));
       },
     },
     { config, log },

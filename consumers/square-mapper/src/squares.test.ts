@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { MAX_SAFE_ROOT, square, squaresBetween } from './squares.js';
+import { MAX_SAFE_ROOT, square, squareChunks, squaresBetween, summarizeSquares } from './squares.js';
 
 describe('squares', () => {
   it('when mapping 1..100, then it returns 1, 4, ..., 10000', () => {
@@ -28,5 +28,36 @@ describe('squares', () => {
   it('when n is not a safe integer, then it refuses', () => {
     expect(() => square(2 ** 53)).toThrow(RangeError);
     expect(() => square(1.5)).toThrow(RangeError);
+  });
+});
+
+describe('streamed and summarised squares', () => {
+  it('when squares are streamed in chunks, then the chunks join to the plain list', () => {
+    const joined = [...squareChunks(-70_000, 70_000)].flat();
+    expect(joined).toEqual(squaresBetween(-70_000, 70_000));
+  });
+
+  it('when the range ends at 2^53 - 1, then chunking stops there', () => {
+    const top = Number.MAX_SAFE_INTEGER;
+    expect([...squareChunks(top - 2, top)].flat()).toEqual(squaresBetween(top - 2, top));
+  });
+
+  it('when summarised, then the sum matches adding the exact squares one by one', () => {
+    for (const [from, to] of [
+      [1, 100],
+      [-50, 20],
+      [-30, -5],
+      [0, 0],
+      [MAX_SAFE_ROOT - 10, MAX_SAFE_ROOT + 10],
+    ] as const) {
+      let sum = 0n;
+      for (let n = from; n <= to; n++) sum += BigInt(n) ** 2n;
+      expect(summarizeSquares(from, to), `${from}..${to}`).toEqual({
+        count: to - from + 1,
+        first: square(from),
+        last: square(to),
+        sum: sum.toString(),
+      });
+    }
   });
 });

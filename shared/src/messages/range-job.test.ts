@@ -20,8 +20,15 @@ describe('RangeJobSchema', () => {
     expect(JSON.stringify(r.error?.issues)).toMatch(new RegExp(word, 'i'));
   });
 
-  it('when a range is wider than the limit, then assertRangeWidth says so with a stable code', () => {
-    expect(() => assertRangeWidth({ from: 1, to: 10 }, 10)).not.toThrow();
-    expect(() => assertRangeWidth({ from: 1, to: 11 }, 10)).toThrow(expect.objectContaining({ code: ErrorCodes.LIMIT_EXCEEDED }));
+  it('when a range is wider than its mode allows, then assertRangeWidth names the limit with a stable code', () => {
+    const limits = { maxListWidth: 10, maxCountWidth: 100 };
+    expect(() => assertRangeWidth({ from: 1, to: 10 }, limits)).not.toThrow();
+    expect(() => assertRangeWidth({ from: 1, to: 11 }, limits)).toThrow(
+      expect.objectContaining({ code: ErrorCodes.LIMIT_EXCEEDED, message: expect.stringContaining('MAX_RANGE_WIDTH') }),
+    );
+    expect(() => assertRangeWidth({ from: 1, to: 100, count: true }, limits)).not.toThrow();
+    expect(() => assertRangeWidth({ from: 1, to: 101, count: true }, limits)).toThrow(
+      expect.objectContaining({ code: ErrorCodes.LIMIT_EXCEEDED, message: expect.stringContaining('MAX_COUNT_WIDTH') }),
+    );
   });
 });

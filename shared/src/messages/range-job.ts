@@ -16,7 +16,12 @@ const safeInt = z
  * Unknown extra fields are ignored, so clients may add their own.
  */
 export const RangeJobSchema = z
-  .object({ from: safeInt, to: safeInt })
+  .object({
+    from: safeInt,
+    to: safeInt,
+    /** Answer with a summary (count, first, last, sum) instead of the list. */
+    count: z.boolean({ error: 'must be true or false' }).optional(),
+  })
   .refine((j) => j.from <= j.to, { error: '"from" must not be greater than "to"', path: ['from'] });
 
 export type RangeJob = z.infer<typeof RangeJobSchema>;
@@ -33,17 +38,27 @@ export function rangeWidth(job: RangeJob): number {
   return job.to - job.from + 1;
 }
 
+export interface RangeLimits {
+  /** MAX_RANGE_WIDTH: most numbers a list job may cover. */
+  maxListWidth: number;
+  /** MAX_COUNT_WIDTH: most numbers a count job may cover. */
+  maxCountWidth: number;
+}
+
 /**
- * Refuses (PIPELINE_ERR_LIMIT_EXCEEDED, not retryable) a range with more numbers than
- * a list result may hold, saying what to do instead.
+ * Refuses (PIPELINE_ERR_LIMIT_EXCEEDED, not retryable) a range wider than its mode allows,
+ * naming the limit and saying what to do instead.
  */
-export function assertRangeWidth(job: RangeJob, max: number): void {
+export function assertRangeWidth(job: RangeJob, limits: RangeLimits): void {
   const width = rangeWidth(job);
+  const [max, setting, advice] = job.count
+    ? [limits.maxCountWidth, 'MAX_COUNT_WIDTH', 'split it into smaller jobs (pipeline ... --chunk N)']
+    : [limits.maxListWidth, 'MAX_RANGE_WIDTH', 'ask for a summary (--count) or split it (--chunk N)'];
   if (width > max) {
     throw new PipelineError(
       ErrorCodes.LIMIT_EXCEEDED,
-      `range ${job.from}..${job.to} holds ${width} numbers; one job may list at most ${max} (MAX_RANGE_WIDTH): split it into smaller ranges`,
-      { details: { from: job.from, to: job.to, width, max } },
+      `range ${job.from}..${job.to} holds ${width} numbers; one ${job.count ? 'count' : 'list'} job may cover at most ${max} (${setting}): ${advice}`,
+      { details: { from: job.from, to: job.to, width, max, setting } },
     );
   }
 }

@@ -17,9 +17,30 @@ const WireError = z.object({ code: z.string(), message: z.string() });
 
 const Failure = z.object({ ok: z.literal(false), kind: z.enum(ResultKinds), error: WireError });
 
+/**
+ * A summary of a range instead of its list (`"count": true` in the job):
+ * how many values, the first and last, and their exact sum as decimal digits.
+ */
+export const RangeSummary = z.object({
+  count: z.number().int().min(0),
+  first: SquareValue.nullable(),
+  last: SquareValue.nullable(),
+  sum: z.string().regex(/^-?\d+$/),
+});
+export type RangeSummary = z.infer<typeof RangeSummary>;
+
+/**
+ * Present when a list result is split into ordered parts (each message under the
+ * service's RESULT_PART_BYTES): concatenate the lists of parts 0..last in index order.
+ * Absent when the whole list fits in one message.
+ */
+export const PartInfo = z.object({ index: z.number().int().min(0), last: z.boolean() });
+export type PartInfo = z.infer<typeof PartInfo>;
+
 export const ResultSchema = z.union([
-  z.object({ ok: z.literal(true), kind: z.literal('primes'), primes: z.array(z.number().int()) }),
-  z.object({ ok: z.literal(true), kind: z.literal('squares'), squares: z.array(SquareValue) }),
+  z.object({ ok: z.literal(true), kind: z.literal('primes'), primes: z.array(z.number().int()), part: PartInfo.optional() }),
+  z.object({ ok: z.literal(true), kind: z.literal('squares'), squares: z.array(SquareValue), part: PartInfo.optional() }),
+  z.object({ ok: z.literal(true), kind: z.enum(['primes', 'squares']), summary: RangeSummary }),
   z.object({
     ok: z.literal(true),
     kind: z.literal('title'),
