@@ -6,6 +6,7 @@ import { amqpUrl, httpServer, naivePrimes, receive, runCli, withChannel } from '
 let services: ServiceProcess[] = [];
 let site: Awaited<ReturnType<typeof httpServer>>;
 
+let flakyHits = 0;
 const pages: Record<string, string> = {
   '/a': '<html><head><title>Page A</title></head><body>a</body></html>',
   '/b': '<HTML><HEAD><TITLE>\n  Rock &amp;   Roll  \n</TITLE></HEAD></HTML>',
@@ -14,13 +15,16 @@ const pages: Record<string, string> = {
 
 beforeAll(async () => {
   site = await httpServer((req, res) => {
+    if (req.url === '/flaky' && flakyHits++ < 2) return void res.writeHead(503).end('busy');
+    if (req.url === '/down') return void res.writeHead(503).end('down');
+    if (req.url === '/flaky') return void res.writeHead(200, { 'content-type': 'text/html' }).end('<title>Third time lucky</title>');
     const body = pages[req.url ?? ''];
     if (body === undefined) return void res.writeHead(404).end();
     res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(body);
   });
   services = await startServices(SERVICE_NAMES, {
-    // Small parts, so long lists are split even in small tests.
-    env: { AMQP_URL: amqpUrl(), FETCH_ALLOW_PRIVATE: 'true', LOG_LEVEL: 'info', RESULT_PART_BYTES: '4096' },
+    // Small parts, so long lists are split even in small tests; short retry delays.
+    env: { AMQP_URL: amqpUrl(), FETCH_ALLOW_PRIVATE: 'true', LOG_LEVEL: 'info', RESULT_PART_BYTES: '4096', RETRY_DELAYS_MS: '100,200,300' },
   });
 });
 
@@ -70,6 +74,20 @@ describe('the pipeline, end to end', () => {
     expect(run.code).toBe(1);
     expect(run.lines).toHaveLength(1);
     expect(run.lines[0]).toMatchObject({ ok: false, kind: 'title', error: { code: 'PIPELINE_ERR_HTTP_STATUS' } });
+  });
+
+  it('when a page fails with 503 twice, then the job is retried through the delay queues and succeeds', async () => {
+    const run = await runCli(['titles', `${site.base}/flaky`, '--json']);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.lines[0]).toMatchObject({ ok: true, title: 'Third time lucky' });
+    expect(flakyHits).toBe(3);
+  });
+
+  it('when a page keeps failing with 503, then after the last attempt the result is ok:false with the last error', async () => {
+    const run = await runCli(['titles', `${site.base}/down`, '--json']);
+    expect(run.code).toBe(1);
+    expect(run.lines[0]).toMatchObject({ ok: false, error: { code: 'PIPELINE_ERR_HTTP_STATUS' } });
+    expect((run.lines[0]?.error as { message: string }).message).toContain('gave up after 4 attempts');
   });
 
   it('when two batches are in flight at once, then each gets only its own results', async () => {

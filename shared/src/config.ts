@@ -42,6 +42,14 @@ const schema = z.object({
   RESULT_PART_BYTES: int(1024, 64 * 1024 * 1024).default(1024 * 1024),
   /** Worker threads for CPU-heavy work (the prime sieve); 0 means one per core. */
   WORKERS: int(0, 256).default(0),
+  /** Attempts per job (the first included) when it fails for a passing reason (timeout, 5xx). */
+  RETRY_ATTEMPTS: int(1, 50).default(4),
+  /** Waits before the 2nd, 3rd, 4th... attempt, ms, comma-separated; the last repeats. At most 3. */
+  RETRY_DELAYS_MS: z
+    .string()
+    .transform((v) => v.split(',').map((x) => Number(x.trim())))
+    .pipe(z.array(z.number().int().min(1).max(24 * 3600 * 1000)).min(1).max(3))
+    .default([1000, 5000, 30000]),
   /** How long a consumer waits for in-flight jobs on SIGTERM before handing them back, ms. */
   SHUTDOWN_GRACE_MS: int(0, 600_000).default(10_000),
   /** How long an uncollected per-batch reply queue lives, ms. */

@@ -8,9 +8,18 @@ import { ErrorCodes, PipelineError, isPipelineError, toWireError } from './error
 import type { Logger } from './log.js';
 import { RESULT_TYPE, type Result, type ResultKind } from './messages/result.js';
 import { Publisher } from './publisher.js';
-import { DELIVERY_LIMIT, Exchanges, declareTopology, type QueueSpec } from './topology.js';
+import { Exchanges, RETRY_TIERS, declareTopology, retryQueueName, type QueueSpec } from './topology.js';
 
 /** Headers put on a dead-lettered message: why it was refused, and by whom. */
+/** Headers of a job waiting for another attempt. */
+export const RetryHeaders = {
+  /** Attempts made so far (all failed). */
+  attempts: 'x-pipeline-attempts',
+  /** Code and message of the last failure. */
+  lastErrorCode: 'x-pipeline-last-error-code',
+  lastError: 'x-pipeline-last-error',
+} as const;
+
 export const DeadLetterHeaders = {
   reason: 'x-pipeline-reason',
   code: 'x-pipeline-error-code',
@@ -23,7 +32,7 @@ export const DeadLetterHeaders = {
 export interface JobContext {
   log: Logger;
   correlationId: string;
-  /** 1 on the first delivery, then 2, 3, ... (from the quorum queue's x-delivery-count). */
+  /** 1 on the first attempt, then 2, 3, ... after failures retried through the delay queues. */
   attempt: number;
   /** Aborted when the service is shutting down and the grace period has run out. */
   signal: AbortSignal;
@@ -158,6 +167,28 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
     });
   }
 
+  /**
+   * Parks a job in its retry tier: a copy with the attempt count raised waits there for its
+   * delay, then comes back to the work queue. Returns the delay.
+   */
+  async function retryLater(s: Session, msg: ConsumeMessage, attempt: number, err: unknown): Promise<number> {
+    const delays = config.RETRY_DELAYS_MS;
+    const delayMs = delays[Math.min(attempt - 1, delays.length - 1)] as number;
+    const tier = Math.min(attempt, RETRY_TIERS);
+    const wire = toWireError(err);
+    await s.publisher.publish('', retryQueueName(def.queue.name, tier), msg.content, {
+      ...stripUndefined(msg.properties),
+      expiration: String(delayMs),
+      headers: {
+        ...withoutKeys(msg.properties.headers, 'x-delivery-count'),
+        [RetryHeaders.attempts]: attempt,
+        [RetryHeaders.lastErrorCode]: wire.code,
+        [RetryHeaders.lastError]: wire.message.slice(0, 1000),
+      },
+    });
+    return delayMs;
+  }
+
   async function reply(s: Session, msg: ConsumeMessage, result: Result | Buffer): Promise<void> {
     const replyTo = msg.properties.replyTo as string;
     const body = Buffer.isBuffer(result) ? result : Buffer.from(JSON.stringify(result));
@@ -243,8 +274,9 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
 
   async function handleDelivery(s: Session, msg: ConsumeMessage): Promise<void> {
     const correlationId = String(msg.properties.correlationId ?? '');
-    const attempt = Number(msg.properties.headers?.['x-delivery-count'] ?? 0) + 1;
-    const jobLog = log.child({ correlationId, messageId: msg.properties.messageId, attempt });
+    const attempt = (Number(msg.properties.headers?.[RetryHeaders.attempts]) || 0) + 1;
+    const redeliveries = Number(msg.properties.headers?.['x-delivery-count'] ?? 0);
+    const jobLog = log.child({ correlationId, messageId: msg.properties.messageId, attempt, ...(redeliveries ? { redeliveries } : {}) });
     try {
       let job: Job;
       try {
@@ -273,14 +305,22 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
         }
         result = { ok: true, kind: def.kind, ...value } as Result;
       } catch (err) {
-        const retryable = !isPipelineError(err) || err.retryable;
-        if (retryable && attempt < DELIVERY_LIMIT && !stopping) {
-          jobLog.warn({ err, attempt }, 'job failed; handing it back for another attempt');
+        if (shutdown.signal.aborted) {
+          // Cut short by shutdown, not a failure of the job: hand it back untouched.
           s.channel.nack(msg, false, true);
           return;
         }
+        const retryable = !isPipelineError(err) || err.retryable;
         if (!isPipelineError(err)) jobLog.error({ err }, 'handler failed unexpectedly');
-        result = { ok: false, kind: def.kind, error: toWireError(err) };
+        if (retryable && attempt < config.RETRY_ATTEMPTS) {
+          const delayMs = await retryLater(s, msg, attempt, err);
+          s.channel.ack(msg);
+          jobLog.warn({ err: toWireError(err), attempt, delayMs }, 'job failed; retrying later');
+          return;
+        }
+        const wire = toWireError(err);
+        if (retryable && attempt > 1) wire.message = `${wire.message} (gave up after ${attempt} attempts)`;
+        result = { ok: false, kind: def.kind, error: wire };
       }
       await reply(s, msg, result);
       s.channel.ack(msg);
@@ -326,6 +366,12 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
       log.info('closed');
     },
   };
+}
+
+function withoutKeys(headers: Record<string, unknown> | undefined, ...keys: string[]): Record<string, unknown> {
+  const out = { ...headers };
+  for (const k of keys) delete out[k];
+  return out;
 }
 
 function stripUndefined<T extends object>(o: T): Partial<T> {

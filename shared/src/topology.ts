@@ -47,6 +47,24 @@ export const Queues = {
   dead: { name: 'pipeline.dead', arguments: { 'x-queue-type': 'quorum' } },
 } as const satisfies Record<string, QueueSpec>;
 
+/**
+ * Retry tiers per work queue. A job that failed for a passing reason waits in
+ * `<work queue>.retry.<tier>` for its delay (the message's own expiration; every message in a
+ * tier has the same delay, so none waits behind a longer one), then the broker dead-letters
+ * it through the default exchange straight back into its work queue.
+ */
+export const RETRY_TIERS = 3;
+
+export function retryQueueName(workQueue: string, tier: number): string {
+  return `${workQueue}.retry.${tier}`;
+}
+
+const retryQueues = (work: QueueSpec): QueueSpec[] =>
+  Array.from({ length: RETRY_TIERS }, (_, i) => ({
+    name: retryQueueName(work.name, i + 1),
+    arguments: { 'x-queue-type': 'classic', 'x-dead-letter-exchange': '', 'x-dead-letter-routing-key': work.name },
+  }));
+
 export const RoutingKeys = {
   primes: 'range.primes',
   squares: 'range.squares',
@@ -71,7 +89,7 @@ export interface Topology {
 
 export const topology: Topology = {
   exchanges: Object.values(Exchanges),
-  queues: Object.values(Queues),
+  queues: [...Object.values(Queues), ...[Queues.primes, Queues.squares, Queues.titles].flatMap(retryQueues)],
   bindings: Bindings,
 };
 
