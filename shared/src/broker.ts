@@ -52,7 +52,7 @@ export async function connectBroker(opts: BrokerOptions): Promise<RecoveringChan
   const { log } = opts;
   const model = await amqp.connect(withHeartbeat(opts.url, opts.heartbeatSeconds), {
     noDelay: true,
-    clientProperties: { connection_name: opts.connectionName },
+    clientProperties: { connection_name: opts.connectionName, pid: process.pid },
     recovery: {
       initialDelay: 200,
       maxDelay: 5000,

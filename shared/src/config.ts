@@ -50,6 +50,10 @@ const schema = z.object({
     .transform((v) => v.split(',').map((x) => Number(x.trim())))
     .pipe(z.array(z.number().int().min(1).max(24 * 3600 * 1000)).min(1).max(3))
     .default([1000, 5000, 30000]),
+  /** Port of the service's /healthz, /readyz and /metrics endpoints; unset or 0 turns them off. */
+  HEALTH_PORT: int(0, 65535).default(0),
+  /** Address those endpoints listen on (0.0.0.0 in containers). */
+  HEALTH_HOST: z.string().min(1).default('127.0.0.1'),
   /** How long a consumer waits for in-flight jobs on SIGTERM before handing them back, ms. */
   SHUTDOWN_GRACE_MS: int(0, 600_000).default(10_000),
   /** How long an uncollected per-batch reply queue lives, ms. */

@@ -7,6 +7,8 @@ import type { Config } from './config.js';
 import { ErrorCodes, PipelineError, isPipelineError, toWireError } from './errors.js';
 import type { Logger } from './log.js';
 import { RESULT_TYPE, type Result, type ResultKind } from './messages/result.js';
+import { startHealthServer, type HealthServer } from './health.js';
+import { ServiceMetrics, type JobOutcome } from './metrics.js';
 import { Publisher } from './publisher.js';
 import { Exchanges, RETRY_TIERS, declareTopology, retryQueueName, type QueueSpec } from './topology.js';
 
@@ -88,6 +90,10 @@ export interface RunningConsumer {
   readonly ready: boolean;
   /** Jobs being handled right now. */
   readonly inFlight: number;
+  /** The service's metrics (also served on /metrics when HEALTH_PORT is set). */
+  readonly metrics: ServiceMetrics;
+  /** Port of /healthz, /readyz and /metrics, if they are on. */
+  readonly healthPort: number | undefined;
   /**
    * Stops consuming, lets in-flight jobs finish within SHUTDOWN_GRACE_MS (after that
    * they are handed back to the broker unacknowledged), then closes the connection.
@@ -117,6 +123,11 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
   const shutdown = new AbortController();
   let session: Session | undefined;
   let stopping = false;
+  const metrics = new ServiceMetrics(def.service);
+  const setSession = (next: Session | undefined) => {
+    session = next;
+    metrics.setConsuming(next !== undefined && !stopping);
+  };
 
   const setup = async (model: ChannelModel): Promise<void> => {
     const channel = await model.createConfirmChannel();
@@ -128,7 +139,7 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
     const consumerTag = `${def.service}@${os.hostname()}#${process.pid}.${randomUUID().slice(0, 8)}`;
     const current: Session = { model, channel, publisher, consumerTag };
     channel.on('close', () => {
-      if (session === current) session = undefined;
+      if (session === current) setSession(undefined);
       // A channel can die while its connection lives on (e.g. a protocol error):
       // close the connection too, so recovery rebuilds everything.
       if (!stopping) model.close().catch(() => {});
@@ -138,7 +149,7 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
       (msg) => {
         if (msg === null) {
           log.warn('broker cancelled the consumer (queue deleted?); reconnecting');
-          if (session === current) session = undefined;
+          if (session === current) setSession(undefined);
           model.close().catch(() => {});
           return;
         }
@@ -147,7 +158,7 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
       },
       { noAck: false, consumerTag, arguments: { 'x-pipeline-service': def.service } },
     );
-    session = current;
+    setSession(current);
     log.info({ prefetch, consumerTag }, 'consuming');
   };
 
@@ -273,10 +284,23 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
   }
 
   async function handleDelivery(s: Session, msg: ConsumeMessage): Promise<void> {
+    const started = performance.now();
+    metrics.jobStarted();
+    let outcome: JobOutcome = 'handed_back';
+    try {
+      outcome = await work(s, msg);
+    } finally {
+      metrics.jobFinished(def.kind, outcome, (performance.now() - started) / 1000);
+    }
+  }
+
+  /** Handles one delivery to its end (acked, or handed back); says how it ended. */
+  async function work(s: Session, msg: ConsumeMessage): Promise<JobOutcome> {
     const correlationId = String(msg.properties.correlationId ?? '');
     const attempt = (Number(msg.properties.headers?.[RetryHeaders.attempts]) || 0) + 1;
     const redeliveries = Number(msg.properties.headers?.['x-delivery-count'] ?? 0);
     const jobLog = log.child({ correlationId, messageId: msg.properties.messageId, attempt, ...(redeliveries ? { redeliveries } : {}) });
+    const started = performance.now();
     try {
       let job: Job;
       try {
@@ -290,25 +314,24 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
           await reply(s, msg, { ok: false, kind: def.kind, error: { code: err.code, message: err.message } });
         }
         s.channel.ack(msg);
-        return;
+        return 'dead_lettered';
       }
 
-      const started = performance.now();
-      let result: Result | undefined;
+      let result: Result;
       try {
         const value = await def.handle(job, { log: jobLog, correlationId, attempt, signal: shutdown.signal });
         if (isListOutput(value)) {
           const parts = await replyList(s, msg, value);
           s.channel.ack(msg);
           jobLog.debug({ ok: true, parts, ms: Math.round(performance.now() - started) }, 'job done');
-          return;
+          return 'ok';
         }
         result = { ok: true, kind: def.kind, ...value } as Result;
       } catch (err) {
         if (shutdown.signal.aborted) {
           // Cut short by shutdown, not a failure of the job: hand it back untouched.
           s.channel.nack(msg, false, true);
-          return;
+          return 'handed_back';
         }
         const retryable = !isPipelineError(err) || err.retryable;
         if (!isPipelineError(err)) jobLog.error({ err }, 'handler failed unexpectedly');
@@ -316,7 +339,7 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
           const delayMs = await retryLater(s, msg, attempt, err);
           s.channel.ack(msg);
           jobLog.warn({ err: toWireError(err), attempt, delayMs }, 'job failed; retrying later');
-          return;
+          return 'retried';
         }
         const wire = toWireError(err);
         if (retryable && attempt > 1) wire.message = `${wire.message} (gave up after ${attempt} attempts)`;
@@ -325,9 +348,11 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
       await reply(s, msg, result);
       s.channel.ack(msg);
       jobLog.debug({ ok: result.ok, ms: Math.round(performance.now() - started) }, 'job done');
+      return result.ok ? 'ok' : 'failed';
     } catch (err) {
       // The channel or connection went away mid-job: the broker redelivers the job.
       jobLog.warn({ err }, 'could not finish the job on this channel; the broker will redeliver it');
+      return 'handed_back';
     }
   }
 
@@ -339,9 +364,20 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
     log,
     setup,
   });
-  model.on('disconnect', () => {
-    session = undefined;
-  });
+  // Attached after the first connection, so every 'connect' from here on is a reconnect.
+  model.on('connect', () => metrics.reconnected());
+  model.on('disconnect', () => setSession(undefined));
+
+  let health: HealthServer | undefined;
+  if (config.HEALTH_PORT > 0) {
+    health = await startHealthServer({
+      port: config.HEALTH_PORT,
+      host: config.HEALTH_HOST,
+      ready: () => session !== undefined && !stopping,
+      metrics,
+      log,
+    });
+  }
 
   return {
     get ready() {
@@ -350,9 +386,12 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
     get inFlight() {
       return inFlight.size;
     },
+    metrics,
+    healthPort: health?.port,
     async close() {
       if (stopping) return;
       stopping = true;
+      metrics.setConsuming(false);
       const s = session;
       if (s) await s.channel.cancel(s.consumerTag).catch(() => {});
       log.info({ inFlight: inFlight.size }, 'stopped consuming; finishing in-flight jobs');
@@ -363,6 +402,7 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
         shutdown.abort();
       }
       await model.close().catch(() => {});
+      await health?.close();
       log.info('closed');
     },
   };

@@ -21,6 +21,8 @@ export {
 } from './topology.js';
 export { connectBroker, connectionNameFor, brokerHelp, type BrokerOptions } from './broker.js';
 export { Publisher, type PublisherOptions } from './publisher.js';
+export { ServiceMetrics, type JobOutcome } from './metrics.js';
+export { startHealthServer, type HealthServer, type HealthServerOptions } from './health.js';
 export {
   runConsumer,
   shutdownSignal,

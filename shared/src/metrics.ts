@@ -1,0 +1,64 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** Outcomes a job can have, as counted in `pipeline_jobs_total`. */
+export type JobOutcome = 'ok' | 'failed' | 'retried' | 'dead_lettered' | 'handed_back';
+
+/**
+ * The metrics of one service process, in Prometheus' text format on /metrics.
+ * Names follow Prometheus conventions; `service` and `kind` are labels.
+ */
+export class ServiceMetrics {
+  readonly registry = new Registry();
+  private readonly jobs: Counter<'kind' | 'outcome'>;
+  private readonly duration: Histogram<'kind' | 'outcome'>;
+  private readonly inFlight: Gauge;
+  private readonly reconnects: Counter;
+  private readonly consuming: Gauge;
+
+  constructor(service: string) {
+    this.registry.setDefaultLabels({ service });
+    collectDefaultMetrics({ register: this.registry });
+    this.jobs = new Counter({
+      name: 'pipeline_jobs_total',
+      help: 'Jobs handled, by result kind and outcome (ok, failed, retried, dead_lettered, handed_back).',
+      labelNames: ['kind', 'outcome'],
+      registers: [this.registry],
+    });
+    this.duration = new Histogram({
+      name: 'pipeline_job_duration_seconds',
+      help: 'Time from delivery to acknowledgement of a job, including publishing its result.',
+      labelNames: ['kind', 'outcome'],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers: [this.registry],
+    });
+    this.inFlight = new Gauge({ name: 'pipeline_jobs_in_flight', help: 'Jobs being handled right now.', registers: [this.registry] });
+    this.reconnects = new Counter({
+      name: 'pipeline_reconnects_total',
+      help: 'Times the connection to the broker was re-established after a loss.',
+      registers: [this.registry],
+    });
+    this.consuming = new Gauge({
+      name: 'pipeline_consuming',
+      help: '1 while connected and consuming, 0 while reconnecting or stopped.',
+      registers: [this.registry],
+    });
+  }
+
+  jobStarted(): void {
+    this.inFlight.inc();
+  }
+
+  jobFinished(kind: string, outcome: JobOutcome, seconds: number): void {
+    this.inFlight.dec();
+    this.jobs.inc({ kind, outcome });
+    this.duration.observe({ kind, outcome }, seconds);
+  }
+
+  reconnected(): void {
+    this.reconnects.inc();
+  }
+
+  setConsuming(on: boolean): void {
+    this.consuming.set(on ? 1 : 0);
+  }
+}
