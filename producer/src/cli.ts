@@ -4,7 +4,19 @@
  */
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { EXIT_CONFIG, ErrorCodes, createLogger, isPipelineError, loadConfig, type Config } from '@amqp-pipeline/shared';
+import {
+  EXIT_CONFIG,
+  ErrorCodes,
+  REPLY_QUEUE_PREFIX,
+  Roles,
+  brokerDefinitions,
+  createLogger,
+  defaultUsers,
+  isPipelineError,
+  loadConfig,
+  topology,
+  type Config,
+} from '@amqp-pipeline/shared';
 import cliProgress from 'cli-progress';
 import { PipelineClient, type BatchOutcome } from './client.js';
 import type { Emitted } from './collector.js';
@@ -31,6 +43,9 @@ Usage:
   pipeline titles URL...          the <title> of each web page
   pipeline titles --file FILE     URLs from FILE, one per line ('-' reads stdin)
   pipeline collect BATCH          results of an earlier batch (see --no-wait)
+  pipeline topology               the exchanges, queues, bindings and per-role permissions
+  pipeline topology --export      the same as broker definitions (JSON) for load_definitions:
+                                  this is how rabbitmq/definitions.json is made
 
 Options:
   --count           a summary instead of the list: how many, first, last, exact sum
@@ -71,6 +86,7 @@ class UsageError extends Error {}
 
 interface Parsed {
   command: string;
+  export: boolean;
   args: string[];
   json: boolean;
   count: boolean;
@@ -94,6 +110,7 @@ function parse(argv: string[]): Parsed | 'help' | 'version' {
         chunk: { type: 'string' },
         timeout: { type: 'string' },
         'no-wait': { type: 'boolean', default: false },
+        export: { type: 'boolean', default: false },
         file: { type: 'string', short: 'f' },
         help: { type: 'boolean', short: 'h', default: false },
         version: { type: 'boolean', default: false },
@@ -114,7 +131,7 @@ function parse(argv: string[]): Parsed | 'help' | 'version' {
   }
   const chunk = values.chunk === undefined ? undefined : integer('--chunk', values.chunk);
   if (chunk !== undefined && chunk < 1) throw new UsageError('--chunk must be at least 1');
-  return { command, args, json: values.json, count: values.count, chunk, wait: !values['no-wait'], timeoutMs, file: values.file };
+  return { command, export: values.export, args, json: values.json, count: values.count, chunk, wait: !values['no-wait'], timeoutMs, file: values.file };
 }
 
 /** An integer as people type it: 100, -5, 10_000_000, 1e10. Exact, or refused. */
@@ -203,6 +220,19 @@ function write(text: string): Promise<void> {
   return stdoutBlocked ?? Promise.resolve();
 }
 
+function describeTopology(): string {
+  const lines = ['Exchanges:'];
+  for (const e of topology.exchanges) lines.push(`  ${e.name} (${e.type})`);
+  lines.push('Queues:');
+  for (const q of topology.queues) lines.push(`  ${q.name}  ${JSON.stringify(q.arguments)}`);
+  lines.push('Bindings:');
+  for (const b of topology.bindings) lines.push(`  ${b.exchange} --${b.routingKey || '(any)'}--> ${b.queue}`);
+  lines.push('Per-role permissions (configure / write / read):');
+  for (const [role, perm] of Object.entries(Roles)) lines.push(`  ${role}\n    configure ${perm.configure}\n    write     ${perm.write}\n    read      ${perm.read}`);
+  lines.push(`Reply queues: ${REPLY_QUEUE_PREFIX}<batch> (classic, durable, x-expires)`);
+  return `${lines.join('\n')}\n`;
+}
+
 /** A progress bar on stderr for batches with several results, when stderr is a terminal. */
 function progressBar(p: Parsed): { update: (done: number, total: number) => void; stop: () => void } {
   if (p.json || !process.stderr.isTTY) return { update: () => {}, stop: () => {} };
@@ -281,6 +311,9 @@ async function run(argv: string[]): Promise<number> {
       if (p.args.length !== 1 || !BATCH_ID_PATTERN.test(p.args[0] as string)) throw new UsageError("'collect' takes one batch id, as printed by --no-wait");
       batch = p.args[0];
       break;
+    case 'topology':
+      process.stdout.write(p.export ? `${JSON.stringify(brokerDefinitions(defaultUsers(process.env)), null, 2)}\n` : describeTopology());
+      return Exit.OK;
     case 'help':
       process.stdout.write(HELP);
       return Exit.OK;

@@ -65,6 +65,24 @@ const REPLY_WINDOW_BYTES = 16 * 1024 * 1024;
 const REPLY_PREFETCH_MIN = 4;
 
 /**
+ * Declares the topology so jobs have somewhere to wait even before any service has run.
+ * A least-privilege producer user may not configure exchanges and work queues: then the
+ * topology is left to the services and the broker's definitions.
+ */
+async function ensureTopology(model: RecoveringChannelModel, log: Logger): Promise<void> {
+  const ch = await model.createChannel();
+  ch.on('error', () => {});
+  try {
+    await declareTopology(ch);
+  } catch (err) {
+    if ((err as { code?: number }).code !== 403) throw err;
+    log.debug('not allowed to declare the topology; relying on it being there');
+    return;
+  }
+  await ch.close().catch(() => {});
+}
+
+/**
  * The producer side of the pipeline: publishes batches of jobs through a confirm channel
  * and gathers their results from the batch's durable reply queue.
  */
@@ -85,9 +103,9 @@ export class PipelineClient {
       log,
     });
     try {
+      await ensureTopology(model, log);
       const channel = await model.createConfirmChannel();
       channel.on('error', (err: Error) => log.warn({ err }, 'publish channel error'));
-      await declareTopology(channel);
       return new PipelineClient(model, new Publisher(channel), config, log);
     } catch (err) {
       await model.close().catch(() => {});
@@ -155,15 +173,20 @@ export class PipelineClient {
     for (const job of jobs) {
       for (const b of Bindings) if (b.exchange === job.exchange && b.routingKey === job.routingKey) queues.add(b.queue);
     }
-    const ch = await this.model.createChannel();
-    ch.on('error', () => {});
-    try {
-      const idle: string[] = [];
-      for (const q of queues) if ((await ch.checkQueue(q)).consumerCount === 0) idle.push(q);
-      return idle;
-    } finally {
-      await ch.close().catch(() => {});
+    const idle: string[] = [];
+    for (const q of queues) {
+      // One channel per check: a refused or failed check closes its channel.
+      const ch = await this.model.createChannel();
+      ch.on('error', () => {});
+      try {
+        if ((await ch.checkQueue(q)).consumerCount === 0) idle.push(q);
+      } catch {
+        // Not allowed to look, or the queue is missing: no warning to give.
+      } finally {
+        await ch.close().catch(() => {});
+      }
     }
+    return idle;
   }
 
   /** Gathers the results of an earlier batch (`pipeline collect`). */

@@ -10,7 +10,7 @@ import { RESULT_TYPE, type Result, type ResultKind } from './messages/result.js'
 import { startHealthServer, type HealthServer } from './health.js';
 import { ServiceMetrics, type JobOutcome } from './metrics.js';
 import { Publisher } from './publisher.js';
-import { Exchanges, RETRY_TIERS, declareTopology, retryQueueName, type QueueSpec } from './topology.js';
+import { Exchanges, RETRY_TIERS, declareTopology, retryQueueName, topologyFor, type QueueSpec } from './topology.js';
 
 /** Headers put on a dead-lettered message: why it was refused, and by whom. */
 /** Headers of a job waiting for another attempt. */
@@ -133,7 +133,7 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
     const channel = await model.createConfirmChannel();
     channel.on('error', (err: Error) => log.warn({ err }, 'channel error'));
     channel.on('handler-error', (err: Error, event: string) => log.error({ err, event }, 'channel event handler threw'));
-    await declareTopology(channel);
+    await declareTopology(channel, topologyFor(def.queue));
     await channel.prefetch(prefetch);
     const publisher = new Publisher(channel);
     const consumerTag = `${def.service}@${os.hostname()}#${process.pid}.${randomUUID().slice(0, 8)}`;

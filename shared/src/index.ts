@@ -14,6 +14,12 @@ export {
   replyQueueName,
   declareTopology,
   declareReplyQueue,
+  topologyFor,
+  servicePermissions,
+  producerPermissions,
+  Roles,
+  type RoleName,
+  type Permissions,
   type Topology,
   type ExchangeSpec,
   type QueueSpec,
@@ -52,3 +58,4 @@ export {
 } from './messages/result.js';
 export { ManifestSchema, OutputMode, MANIFEST_TYPE, type Manifest } from './messages/manifest.js';
 export { serviceMain, EXIT_CONFIG } from './service.js';
+export { brokerDefinitions, defaultUsers, rabbitPasswordHash, type UserSpec } from './definitions.js';

@@ -100,6 +100,72 @@ export function replyQueueName(batch: string): string {
   return `${REPLY_QUEUE_PREFIX}${batch}`;
 }
 
+/**
+ * The part of the topology one service uses: its source exchange(s) and work queue with its
+ * retry tiers and bindings, and the dead-letter exchange and queue. A service declares only
+ * this, so its broker user needs configure rights on nothing else.
+ */
+export function topologyFor(work: QueueSpec): Topology {
+  const bindings = topology.bindings.filter((b) => b.queue === work.name || b.queue === Queues.dead.name);
+  const exchangeNames = new Set(bindings.map((b) => b.exchange));
+  const retries = topology.queues.filter((q) => q.name.startsWith(`${work.name}.retry.`));
+  return {
+    exchanges: topology.exchanges.filter((e) => exchangeNames.has(e.name)),
+    queues: [work, ...retries, Queues.dead],
+    bindings,
+  };
+}
+
+/** configure / write / read permission patterns (regular expressions), as RabbitMQ takes them. */
+export interface Permissions {
+  configure: string;
+  write: string;
+  read: string;
+}
+
+const quote = (name: string) => name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+const anyOf = (names: readonly string[]) => `^(${names.map(quote).join('|')})$`;
+
+/**
+ * The broker permissions of a service's user: exactly what the service does.
+ * - configure: declare its exchange, work queue, retry tiers and the dead-letter pair;
+ * - write: publish results and retries (the default exchange, `amq.default` to RabbitMQ),
+ *   dead-letter refused messages, and bind its queues;
+ * - read: consume its work queue, and read the exchanges its queues are bound to.
+ * It can neither consume another service's queue nor publish to exchanges it does not use.
+ */
+export function servicePermissions(work: QueueSpec): Permissions {
+  const t = topologyFor(work);
+  const queues = t.queues.map((q) => q.name);
+  const exchanges = t.exchanges.map((e) => e.name);
+  return {
+    configure: anyOf([...exchanges, ...queues]),
+    write: anyOf(['amq.default', Exchanges.deadLetter.name, ...queues]),
+    read: anyOf([work.name, ...exchanges]),
+  };
+}
+
+/**
+ * The producer's permissions: publish jobs to the two job exchanges (and its manifest into
+ * its own reply queue through the default exchange), and declare, consume and delete its
+ * per-batch reply queues. It cannot consume the work queues.
+ */
+export const producerPermissions: Permissions = {
+  configure: `^${quote(REPLY_QUEUE_PREFIX)}.+$`,
+  write: anyOf([Exchanges.ranges.name, Exchanges.urls.name, 'amq.default']),
+  read: `^${quote(REPLY_QUEUE_PREFIX)}.+$`,
+};
+
+/** The broker user each role runs as, and its permissions. */
+export const Roles = {
+  producer: producerPermissions,
+  'prime-filter': servicePermissions(Queues.primes),
+  'square-mapper': servicePermissions(Queues.squares),
+  'title-fetcher': servicePermissions(Queues.titles),
+} as const satisfies Record<string, Permissions>;
+
+export type RoleName = keyof typeof Roles;
+
 /** Declares the whole topology; idempotent, so it runs on every (re)connect. */
 export async function declareTopology(ch: Channel, t: Topology = topology): Promise<void> {
   for (const ex of t.exchanges) await ch.assertExchange(ex.name, ex.type, { durable: true });
