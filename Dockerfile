@@ -39,6 +39,11 @@ COPY --from=build /app/consumers/prime-filter/dist consumers/prime-filter/dist
 COPY --from=build /app/consumers/square-mapper/dist consumers/square-mapper/dist
 COPY --from=build /app/consumers/title-fetcher/dist consumers/title-fetcher/dist
 RUN chmod +x producer/dist/cli.js
+# Health, readiness and metrics on this port (GET /healthz, /readyz, /metrics).
+ENV HEALTH_PORT=8080 HEALTH_HOST=0.0.0.0
+EXPOSE 8080
+HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:'+process.env.HEALTH_PORT+'/readyz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 # Never root at run time.
 USER node
 # node is PID 1 and handles SIGTERM itself (each service closes cleanly on it).
