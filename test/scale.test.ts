@@ -33,6 +33,14 @@ describe('chunked fan-out and fan-in', () => {
     for (const share of shares) expect(share).toBeGreaterThan(0);
   });
 
+  it('when a count has more chunks than the reply window holds, then the window grows and the sum is still exact', async () => {
+    // 600 summaries are held unacknowledged until the batch completes: more than the 256 the
+    // producer takes at first, so this fails if the window cannot grow while consuming.
+    const run = await runCli(['primes', '1', '3e6', '--count', '--chunk', '5000', '--json']);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.lines[0]).toMatchObject({ jobs: 600, summary: { count: 216_816, first: 2, last: 2_999_999 } });
+  });
+
   it('when a list is split into chunks, then the chunks come back in order as one list', async () => {
     const run = await runCli(['primes', '1', '300000', '--chunk', '40000', '--json']);
     expect(run.code, run.stderr).toBe(0);

@@ -9,13 +9,14 @@ import {
   connectionNameFor,
   declareReplyQueue,
   declareTopology,
+  isPipelineError,
   replyQueueName,
   type Config,
   type Logger,
   type Manifest,
   type OutputMode,
 } from '@amqp-pipeline/shared';
-import type { Channel, ConsumeMessage, RecoveringChannelModel } from 'amqplib';
+import type { Channel, ConsumeMessage, Options, RecoveringChannelModel } from 'amqplib';
 import { BatchCollector, type CollectorStats, type Emitted, type MissingResult } from './collector.js';
 import { correlationIdFor, newBatchId, type JobSpec } from './jobs.js';
 
@@ -57,6 +58,8 @@ export interface CollectOptions {
   timeoutMs: number;
 }
 
+const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
 /** Unacknowledged replies the producer takes at once, for small results. */
 const REPLY_PREFETCH = 256;
 /** ...but no more than about this many bytes of them (long lists come in ~1 MB parts). */
@@ -87,12 +90,65 @@ async function ensureTopology(model: RecoveringChannelModel, log: Logger): Promi
  * and gathers their results from the batch's durable reply queue.
  */
 export class PipelineClient {
+  private publisher: Publisher;
+  private reopening: Promise<Publisher> | undefined;
+
   private constructor(
     private readonly model: RecoveringChannelModel,
-    private readonly publisher: Publisher,
+    publisher: Publisher,
     private readonly config: Config,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.publisher = publisher;
+    // While the broker blocks publishers (a memory or disk alarm), stop sending: what is
+    // written now would only pile up in this process's socket buffers.
+    model.on('blocked', () => this.publisher.block());
+    model.on('unblocked', () => this.publisher.unblock());
+  }
+
+  /** A publisher on a live channel: the current one, or a new one once the connection is back. */
+  private async livePublisher(): Promise<Publisher> {
+    if (!this.publisher.closed) return this.publisher;
+    this.reopening ??= (async () => {
+      // createConfirmChannel waits for the recovering connection to be re-established.
+      const channel = await this.model.createConfirmChannel();
+      channel.on('error', (err: Error) => this.log.warn({ err }, 'publish channel error'));
+      this.publisher = new Publisher(channel);
+      this.log.info('publish channel re-opened');
+      return this.publisher;
+    })().finally(() => {
+      this.reopening = undefined;
+    });
+    return this.reopening;
+  }
+
+  /**
+   * Publishes until confirmed. A publish lost with its channel (connection dropped, broker
+   * restarted) is sent again, with the same message id and correlation id, on a new channel
+   * once the connection is back; the consumer side and the collector make the possible
+   * duplicate harmless. Refusals (unroutable) are not retried. Gives up at `deadline`.
+   */
+  private async publishReliably(exchange: string, routingKey: string, body: Buffer, options: Options.Publish, deadline: number): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      let publisher: Publisher;
+      try {
+        publisher = await this.livePublisher();
+      } catch (err) {
+        // The connection is down (or going down): wait for recovery, within the deadline.
+        if (Date.now() >= deadline) throw new PipelineError(ErrorCodes.CHANNEL_CLOSED, 'the broker connection did not come back in time', { cause: err });
+        await delay(250);
+        continue;
+      }
+      try {
+        await publisher.publish(exchange, routingKey, body, options);
+        return;
+      } catch (err) {
+        const again = isPipelineError(err) && err.retryable && Date.now() < deadline;
+        if (!again) throw err;
+        this.log.warn({ err, attempt, messageId: options.messageId }, 'publish not confirmed; sending it again');
+      }
+    }
+  }
 
   static async connect(config: Config, log: Logger, connectionName = connectionNameFor('pipeline-cli')): Promise<PipelineClient> {
     const model = await connectBroker({
@@ -120,7 +176,8 @@ export class PipelineClient {
    */
   async submit(jobs: JobSpec[], opts: SubmitOptions): Promise<BatchOutcome> {
     const batch = opts.batch ?? newBatchId();
-    const replyQueue = await declareReplyQueue(this.publisher.channel, batch, this.config.REPLY_QUEUE_TTL_MS);
+    const replyQueue = await declareReplyQueue((await this.livePublisher()).channel, batch, this.config.REPLY_QUEUE_TTL_MS);
+    const deadline = Date.now() + opts.timeoutMs;
     const manifest: Manifest = {
       batch,
       createdAt: new Date().toISOString(),
@@ -136,7 +193,7 @@ export class PipelineClient {
     try {
       await Promise.all(
         jobs.map((job, i) =>
-          this.publisher.publish(job.exchange, job.routingKey, Buffer.from(JSON.stringify(job.body)), {
+          this.publishReliably(job.exchange, job.routingKey, Buffer.from(JSON.stringify(job.body)), {
             messageId: randomUUID(),
             correlationId: correlationIdFor(batch, i),
             replyTo: replyQueue,
@@ -146,15 +203,16 @@ export class PipelineClient {
             appId: 'pipeline',
             timestamp: Math.floor(Date.now() / 1000),
             headers: { 'x-pipeline-batch': batch },
-          }),
+          }, deadline),
         ),
       );
-      await this.publisher.publish('', replyQueue, Buffer.from(JSON.stringify(manifest)), {
+      await this.publishReliably('', replyQueue, Buffer.from(JSON.stringify(manifest)), {
+        messageId: `${batch}.manifest`,
         contentType: 'application/json',
         persistent: true,
         type: MANIFEST_TYPE,
         appId: 'pipeline',
-      });
+      }, deadline);
     } catch (err) {
       await gathering?.stop(false);
       throw err;
@@ -231,6 +289,11 @@ export class PipelineClient {
     // Replies are acknowledged once what they carried has been written out, so a slow
     // reader (a pipe) holds back the broker instead of filling this process's memory.
     let written: Promise<void> = Promise.resolve();
+    // The channel each delivery came on: a message is acknowledged only on its own channel,
+    // and only while that channel is the current one (never a tag of a dead channel).
+    const origin = new WeakMap<object, Channel>();
+    let channel: Channel | undefined;
+    const alive = (m: object) => channel !== undefined && origin.get(m) === channel;
     const collector = new BatchCollector(
       batch,
       (r) => {
@@ -238,48 +301,73 @@ export class PipelineClient {
         if (w) written = w;
       },
       opts.manifest,
+      alive,
     );
-    const channel: Channel = await this.model.createChannel();
-    channel.on('error', (err: Error) => this.log.warn({ err }, 'reply channel error'));
+    const ack = (m: object) => {
+      const ch = origin.get(m);
+      if (ch && ch === channel) ch.ack(m as ConsumeMessage);
+    };
     let prefetch = REPLY_PREFETCH;
     let avgBytes = 256;
-    await channel.prefetch(prefetch);
 
     let settle!: (completed: boolean) => void;
     const finished = new Promise<boolean>((resolve) => (settle = resolve));
-    let lost: Error | undefined;
     let stopping = false;
     let stopped = false;
-    channel.on('close', () => {
-      if (!stopping) {
-        lost = new PipelineError(ErrorCodes.CHANNEL_CLOSED, `lost the connection while collecting; the results wait in ${replyQueue}: run \`pipeline collect ${batch}\``, { retryable: true });
+
+    const onMessage = (ch: Channel) => (msg: ConsumeMessage | null) => {
+      if (msg === null) return settle(false); // the queue was deleted
+      origin.set(msg, ch);
+      const release = collector.accept(msg);
+      if (release.length) {
+        void written.then(() => {
+          if (!stopped) for (const m of release) ack(m);
+        });
       }
-      settle(false);
-    });
-    await channel.consume(
-      replyQueue,
-      (msg: ConsumeMessage | null) => {
-        if (msg === null) return settle(false);
-        const release = collector.accept(msg);
-        if (release.length) {
-          void written.then(() => {
-            if (!stopped) for (const m of release) channel.ack(m as ConsumeMessage);
-          });
+      opts.onProgress?.(collector.doneCount, collector.expectedCount);
+      if (collector.complete) return settle(true);
+      // The window: about REPLY_WINDOW_BYTES of replies in flight, plus room for replies held
+      // back out of turn (they must never fill it, or the one in turn could not arrive).
+      avgBytes = avgBytes * 0.8 + msg.content.length * 0.2;
+      const byBytes = Math.floor(REPLY_WINDOW_BYTES / Math.max(1, avgBytes));
+      const wanted = Math.max(REPLY_PREFETCH_MIN, Math.min(REPLY_PREFETCH, byBytes)) + collector.held;
+      if (wanted > prefetch * 1.5 || wanted < prefetch / 2 || collector.held >= prefetch - 2) {
+        prefetch = Math.max(wanted, collector.held + REPLY_PREFETCH_MIN);
+        ch.prefetch(prefetch, true).catch(() => {});
+      }
+    };
+
+    /** (Re)opens the reply channel; after a connection loss, once the connection is back. */
+    const open = async (): Promise<void> => {
+      const ch = await this.model.createChannel();
+      ch.on('error', (err: Error) => this.log.warn({ err }, 'reply channel error'));
+      ch.on('close', () => {
+        if (channel !== ch) return;
+        channel = undefined;
+        if (stopping) return;
+        this.log.warn({ batch }, 'reply channel lost; resuming when the connection is back');
+        void reopen();
+      });
+      // Channel-wide (global) prefetch: unlike the per-consumer kind, it can be raised while
+      // consuming (the reply queues are classic queues, which support it).
+      await ch.prefetch(prefetch, true);
+      channel = ch;
+      await ch.consume(replyQueue, onMessage(ch), { noAck: false });
+    };
+    /** Tries again until it works or the batch is over (the timeout settles it). */
+    const reopen = async (): Promise<void> => {
+      while (!stopping) {
+        try {
+          await open();
+          this.log.info({ batch }, 'collecting again');
+          return;
+        } catch (err) {
+          this.log.debug({ err }, 'reply channel not back yet');
+          await delay(250);
         }
-        opts.onProgress?.(collector.doneCount, collector.expectedCount);
-        if (collector.complete) return settle(true);
-        // The window: about REPLY_WINDOW_BYTES of replies in flight, plus room for replies held
-        // back out of turn (they must never fill it, or the one in turn could not arrive).
-        avgBytes = avgBytes * 0.8 + msg.content.length * 0.2;
-        const byBytes = Math.floor(REPLY_WINDOW_BYTES / Math.max(1, avgBytes));
-        const wanted = Math.max(REPLY_PREFETCH_MIN, Math.min(REPLY_PREFETCH, byBytes)) + collector.held;
-        if (wanted > prefetch * 1.5 || wanted < prefetch / 2 || collector.held >= prefetch - 2) {
-          prefetch = Math.max(wanted, collector.held + REPLY_PREFETCH_MIN);
-          channel.prefetch(prefetch).catch(() => {});
-        }
-      },
-      { noAck: false },
-    );
+      }
+    };
+    await open();
     const timer = setTimeout(() => settle(false), opts.timeoutMs);
 
     const stop = async (completed: boolean) => {
@@ -288,22 +376,23 @@ export class PipelineClient {
       clearTimeout(timer);
       await written.catch(() => {}); // lets the acks of what was written go out first
       stopped = true;
+      const ch = channel;
       try {
-        if (completed) {
-          for (const m of collector.finish()) channel.ack(m as ConsumeMessage);
-          await channel.deleteQueue(replyQueue).catch(() => {});
-        } else {
-          await this.replaceManifest(collector, replyQueue, channel);
+        if (completed && ch) {
+          for (const m of collector.finish()) ack(m);
+          await ch.deleteQueue(replyQueue).catch(() => {});
+        } else if (ch) {
+          // Bounded: with the connection down there is nothing to replace.
+          await Promise.race([this.replaceManifest(collector, replyQueue, ch), new Promise((r) => setTimeout(r, 5000).unref())]).catch(() => {});
           collector.flushUnmatched();
         }
       } finally {
-        await channel.close().catch(() => {});
+        channel = undefined;
+        await ch?.close().catch(() => {});
       }
     };
     const done = finished.then(async (completed) => {
-      const wasLost = lost !== undefined;
-      await stop(completed && !wasLost).catch(() => {});
-      if (lost && !completed) throw lost;
+      await stop(completed).catch(() => {});
       return {
         batch,
         jobs: collector.jobCount,
@@ -324,7 +413,7 @@ export class PipelineClient {
     const old = collector.manifestMessage;
     const remaining = collector.remainingManifest();
     if (!old || !remaining || collector.emittedCount === 0) return;
-    await this.publisher.publish('', replyQueue, Buffer.from(JSON.stringify(remaining)), {
+    await (await this.livePublisher()).publish('', replyQueue, Buffer.from(JSON.stringify(remaining)), {
       contentType: 'application/json',
       persistent: true,
       type: MANIFEST_TYPE,

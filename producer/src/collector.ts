@@ -94,7 +94,17 @@ export class BatchCollector {
   private failures = 0;
   private emitted = 0;
 
-  constructor(batch: string, emit: (r: Emitted) => void, manifest?: Manifest) {
+  /**
+   * @param alive says whether a message held back can still be acknowledged (its channel is
+   *   the current one). After a reconnect the broker delivers held messages again; the new
+   *   delivery then takes the place of the dead one instead of counting as a duplicate.
+   */
+  constructor(
+    batch: string,
+    emit: (r: Emitted) => void,
+    manifest?: Manifest,
+    private readonly alive: (msg: Msg) => boolean = () => true,
+  ) {
     this.batch = batch;
     this.emit = emit;
     if (manifest) this.learn(manifest);
@@ -145,6 +155,10 @@ export class BatchCollector {
   accept(msg: Msg): Msg[] {
     if (msg.properties.type === MANIFEST_TYPE) {
       const parsed = ManifestSchema.safeParse(safeJson(msg.content));
+      if (this.manifestMsg && !this.alive(this.manifestMsg) && parsed.success && parsed.data.batch === this.batch) {
+        this.manifestMsg = msg;
+        return [];
+      }
       if (!parsed.success || parsed.data.batch !== this.batch || this.manifestMsg) {
         this.stats.unexpected++;
         return [msg];
@@ -253,6 +267,10 @@ export class BatchCollector {
 
   private take(o: Owed, result: Result, msg: Msg): Msg[] {
     if (this.manifest?.output === 'combine') {
+      if (o.final && !this.alive(o.final.msg)) {
+        o.final.msg = msg;
+        return [];
+      }
       if (o.final || o.done) {
         this.stats.duplicates++;
         return [msg];
@@ -265,7 +283,12 @@ export class BatchCollector {
       return [];
     }
     const { index } = result.ok ? partIndex(result) : { index: o.nextPart };
-    if (o.done || index < o.nextPart || o.waiting.has(index)) {
+    const held = o.waiting.get(index);
+    if (held && !this.alive(held.msg)) {
+      held.msg = msg;
+      return [];
+    }
+    if (o.done || index < o.nextPart || held) {
       this.stats.duplicates++;
       return [msg];
     }

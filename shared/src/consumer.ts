@@ -367,6 +367,9 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
   // Attached after the first connection, so every 'connect' from here on is a reconnect.
   model.on('connect', () => metrics.reconnected());
   model.on('disconnect', () => setSession(undefined));
+  // A resource alarm on the broker: hold results back rather than pile them up in memory.
+  model.on('blocked', () => session?.publisher.block());
+  model.on('unblocked', () => session?.publisher.unblock());
 
   let health: HealthServer | undefined;
   if (config.HEALTH_PORT > 0) {

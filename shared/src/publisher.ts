@@ -36,6 +36,8 @@ export class Publisher {
   private drained: Promise<void> | undefined;
   private wakeDrained: (() => void) | undefined;
   private readonly slotWaiters: (() => void)[] = [];
+  private blocked: Promise<void> | undefined;
+  private wakeBlocked: (() => void) | undefined;
 
   constructor(channel: ConfirmChannel, options: PublisherOptions = {}) {
     this.channel = channel;
@@ -53,11 +55,32 @@ export class Publisher {
     return this.pending.size;
   }
 
+  /** True once the channel has closed: nothing more can be published through it. */
+  get closed(): boolean {
+    return this.closedError !== undefined;
+  }
+
+  /**
+   * Holds new publishes back until `unblock` (the broker's connection.blocked: a resource
+   * alarm). Publishes already written still get their confirms.
+   */
+  block(): void {
+    if (this.blocked) return;
+    this.blocked = new Promise<void>((resolve) => (this.wakeBlocked = resolve));
+  }
+
+  unblock(): void {
+    const wake = this.wakeBlocked;
+    this.blocked = undefined;
+    this.wakeBlocked = undefined;
+    wake?.();
+  }
+
   async publish(exchange: string, routingKey: string, content: Buffer, options: Options.Publish = {}): Promise<void> {
     while (this.pending.size >= this.maxInFlight && !this.closedError) {
       await new Promise<void>((resolve) => this.slotWaiters.push(resolve));
     }
-    while (this.drained) await this.drained;
+    while ((this.drained || this.blocked) && !this.closedError) await (this.drained ?? this.blocked);
     if (this.closedError) throw this.closedError;
 
     const seq = ++this.seq;
@@ -113,5 +136,6 @@ export class Publisher {
     }
     for (const wake of this.slotWaiters.splice(0)) wake();
     this.wakeDrained?.();
+    this.unblock();
   }
 }
