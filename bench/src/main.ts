@@ -8,7 +8,10 @@ import { renderTable, type Row } from './table.js';
 
 type Suite = () => Promise<Row[]>;
 
-const suites: Record<string, () => Promise<Suite>> = {};
+const suites: Record<string, () => Promise<Suite>> = {
+  pipeline: async () => (await import('./pipeline.js')).run,
+  titles: async () => (await import('./titles.js')).run,
+};
 
 async function main(): Promise<number> {
   const asked = process.argv.slice(2).filter((a) => !a.startsWith('-'));

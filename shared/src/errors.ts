@@ -25,6 +25,8 @@ export const ErrorCodes = {
   TIMEOUT: 'PIPELINE_ERR_TIMEOUT',
   /** A URL job's URL is not an absolute http(s) URL. */
   INVALID_URL: 'PIPELINE_ERR_INVALID_URL',
+  /** The URL (or a redirect) points at an address or host the fetcher refuses (SSRF protection). */
+  BLOCKED_ADDRESS: 'PIPELINE_ERR_BLOCKED_ADDRESS',
   /** The page could not be fetched within its time limit. */
   FETCH_TIMEOUT: 'PIPELINE_ERR_FETCH_TIMEOUT',
   /** The connection to the page's server failed or was reset. */

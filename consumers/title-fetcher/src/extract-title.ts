@@ -131,7 +131,11 @@ export class TitleExtractor {
       if (isImplied && this.#truncated) return;
       const title = normalizeTitle(text);
       // An empty title is no title: keep looking for a later one or for og:title.
-      if (title !== '') this.#title = title;
+      if (title !== '') {
+        this.#title = title;
+        // Nothing after the title matters: stop tokenizing the rest of the chunk being written.
+        this.#parser.pause();
+      }
     }
   }
 }

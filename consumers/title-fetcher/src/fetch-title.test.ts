@@ -578,6 +578,54 @@ describe('fetchTitle: failures', () => {
   });
 });
 
+describe('fetchTitle: admit hook', () => {
+  it('when admit is given, then it is called before every hop and each hop is released once done with', async () => {
+    const events: string[] = [];
+    const admit = async (url: URL, signal: AbortSignal): Promise<() => void> => {
+      expect(signal.aborted).toBe(false);
+      events.push(`admit ${url.pathname}`);
+      return () => events.push(`release ${url.pathname}`);
+    };
+    expect(await title('/redirect/1', { admit })).toBe('A plain page');
+    expect(events).toEqual([
+      'admit /redirect/1',
+      'release /redirect/1',
+      'admit /redirect/2',
+      'release /redirect/2',
+      'admit /plain',
+      'release /plain',
+    ]);
+  });
+
+  it('when a hop fails, then its admission is still released', async () => {
+    const released: string[] = [];
+    const admit = async (url: URL): Promise<() => void> => () => released.push(url.pathname);
+    const err = await failure('/status/404', { admit });
+    expect(err.code).toBe(ErrorCodes.HTTP_STATUS);
+    expect(released).toEqual(['/status/404']);
+  });
+
+  it('when admit throws a PipelineError, then the fetch fails with it and nothing is requested', async () => {
+    const refusal = new PipelineError(ErrorCodes.LIMIT_EXCEEDED, 'not now');
+    const arrivals: string[] = [];
+    const admit = async (url: URL): Promise<() => void> => {
+      if (url.pathname === '/plain') throw refusal;
+      arrivals.push(url.pathname);
+      return () => {};
+    };
+    await expect(fetchTitle(`${base}/redirect/2`, opts({ admit }))).rejects.toBe(refusal);
+    expect(arrivals).toEqual(['/redirect/2']);
+  });
+
+  it('when the deadline passes while admit waits, then FETCH_TIMEOUT is thrown', async () => {
+    const admit = (_url: URL, signal: AbortSignal): Promise<() => void> =>
+      new Promise((_resolve, reject) => signal.addEventListener('abort', () => reject(signal.reason), { once: true }));
+    const err = await failure('/plain', { admit, timeoutMs: 100 });
+    expect(err.code).toBe(ErrorCodes.FETCH_TIMEOUT);
+    expect(err.retryable).toBe(true);
+  });
+});
+
 describe('fetchTitle: options', () => {
   it('when the limits are not positive numbers, then a RangeError is thrown before any request', async () => {
     await expect(fetchTitle(`${base}/plain`, opts({ timeoutMs: 0 }))).rejects.toThrow(RangeError);

@@ -8,9 +8,12 @@
  *
  * Every failure is a PipelineError whose `retryable` flag says whether the same job may
  * succeed later (timeouts, connection failures, 429 and 5xx) or never will (bad URL,
- * 404, not HTML, no title).
+ * 404, not HTML, no title, blocked address).
  *
- * Not done here (yet): blocking private or loopback addresses (SSRF protection).
+ * This function has no opinion about which addresses may be fetched or how many requests
+ * a host may receive: that is the business of the dispatcher and the `admit` hook it is
+ * given. ./title-fetcher.ts puts them together (SSRF protection, per-host limits); the
+ * service uses that, not this function directly.
  */
 import { pipeline } from 'node:stream';
 import type { Readable } from 'node:stream';
@@ -18,6 +21,7 @@ import { constants as zlib, createBrotliDecompress, createUnzip } from 'node:zli
 import { request } from 'undici';
 import type { Dispatcher } from 'undici';
 import { ErrorCodes, PipelineError } from '@amqp-pipeline/shared';
+import { BLOCKED_ADDRESS, BlockedAddressError } from './address-policy.js';
 import { BodyDecoder, charsetFromContentType } from './charset.js';
 import { TitleExtractor } from './extract-title.js';
 
@@ -34,6 +38,13 @@ export interface FetchTitleOptions {
   dispatcher?: Dispatcher;
   /** The User-Agent header; {@link DEFAULT_USER_AGENT} by default. */
   userAgent?: string;
+  /**
+   * Called before every request (the first URL, then each redirect target) with that URL
+   * and the job's abort signal (deadline or caller). It may throw to refuse the URL, or
+   * wait (for a per-host slot); it resolves with a function that is called once that
+   * request's response has been dealt with. The time spent in it counts against the deadline.
+   */
+  admit?: (url: URL, signal: AbortSignal) => Promise<() => void>;
 }
 
 export interface FetchedTitle {
@@ -47,6 +58,8 @@ export const DEFAULT_USER_AGENT = 'amqp-pipeline-title-fetcher/0.1 (+https://git
 
 const ACCEPT = 'text/html,application/xhtml+xml;q=0.9,*/*;q=0.1';
 const ACCEPT_ENCODING = 'gzip, deflate, br';
+/** Bytes decoded and parsed at a time (network chunks can be 64 KB and more). */
+const FEED_BYTES = 4096;
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 const HTML_MEDIA_TYPES = new Set(['text/html', 'application/xhtml+xml']);
 /** undici error codes that mean a time limit was hit. */
@@ -60,10 +73,10 @@ const UNDICI_TIMEOUT_CODES = new Set([
  * Fetches `url` and returns its title and final URL.
  *
  * @throws PipelineError with code INVALID_URL, FETCH_TIMEOUT, FETCH_FAILED, HTTP_STATUS,
- *   NOT_HTML or NO_TITLE.
+ *   NOT_HTML, NO_TITLE or PIPELINE_ERR_BLOCKED_ADDRESS (from the dispatcher or `admit`).
  */
 export async function fetchTitle(url: string, opts: FetchTitleOptions): Promise<FetchedTitle> {
-  checkOptions(opts);
+  checkFetchOptions(opts);
   let current = parseHttpUrl(url);
   const deadline = new Deadline(opts.timeoutMs, opts.signal);
   const chain: string[] = [current.href];
@@ -71,31 +84,37 @@ export async function fetchTitle(url: string, opts: FetchTitleOptions): Promise<
 
   try {
     for (;;) {
-      const response = await send(current, opts, deadline);
-      const { statusCode, headers, body } = response;
+      // One admission per hop: a redirect to another host waits for that host's turn.
+      const release = opts.admit ? await opts.admit(current, deadline.signal) : undefined;
+      try {
+        const response = await send(current, opts, deadline);
+        const { statusCode, headers, body } = response;
 
-      if (statusCode < 200 || statusCode > 299) {
-        discard(body);
-        const location = header(headers, 'location');
-        if (!REDIRECT_STATUSES.has(statusCode) || location === undefined) {
-          throw statusError(statusCode, current, headers);
+        if (statusCode < 200 || statusCode > 299) {
+          discard(body);
+          const location = header(headers, 'location');
+          if (!REDIRECT_STATUSES.has(statusCode) || location === undefined) {
+            throw statusError(statusCode, current, headers);
+          }
+          current = nextHop(current, location, chain, visited, opts.maxRedirects);
+          continue;
         }
-        current = nextHop(current, location, chain, visited, opts.maxRedirects);
-        continue;
-      }
 
-      const contentType = header(headers, 'content-type');
-      if (!isHtml(contentType)) {
-        discard(body);
-        throw new PipelineError(
-          ErrorCodes.NOT_HTML,
-          `${current.href} is not an HTML page (content-type ${contentType})`,
-          { details: { url: current.href, contentType } },
-        );
-      }
+        const contentType = header(headers, 'content-type');
+        if (!isHtml(contentType)) {
+          discard(body);
+          throw new PipelineError(
+            ErrorCodes.NOT_HTML,
+            `${current.href} is not an HTML page (content-type ${contentType})`,
+            { details: { url: current.href, contentType } },
+          );
+        }
 
-      const found = await readTitle(body, headers, current, opts.maxBytes);
-      return { ...found, url: current.href };
+        const found = await readTitle(body, headers, current, opts.maxBytes);
+        return { ...found, url: current.href };
+      } finally {
+        release?.();
+      }
     }
   } catch (err) {
     throw asPipelineError(err, deadline, current, opts);
@@ -104,7 +123,8 @@ export async function fetchTitle(url: string, opts: FetchTitleOptions): Promise<
   }
 }
 
-function checkOptions(opts: FetchTitleOptions): void {
+/** Throws a RangeError if the limits in `opts` are out of range. */
+export function checkFetchOptions(opts: Pick<FetchTitleOptions, 'timeoutMs' | 'maxBytes' | 'maxRedirects'>): void {
   const positive = (n: number): boolean => Number.isFinite(n) && n > 0;
   // setTimeout cannot wait longer than 2^31 - 1 ms (about 24.8 days).
   if (!positive(opts.timeoutMs) || opts.timeoutMs > 2 ** 31 - 1) {
@@ -247,14 +267,22 @@ async function readTitle(
   let truncated = false;
 
   try {
-    for await (const chunk of content as AsyncIterable<Buffer>) {
+    // destroyOnReturn: false: leaving the loop early must not make the iterator destroy the
+    // stream with an AbortError (building its stack trace is a real cost per page); the
+    // finally block below destroys the streams without one.
+    for await (const chunk of content.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
       const room = maxBytes - bytesRead;
       // More bytes than allowed: the document is cut off at the limit.
       const bytes = chunk.length > room ? chunk.subarray(0, room) : chunk;
       truncated = bytes !== chunk;
       bytesRead += bytes.length;
-      // Leaving the loop early destroys `content` (and through the pipeline, `body`).
-      if (extractor.write(decoder.write(bytes)) || truncated) break;
+      // Fed in slices, so that the rest of a large chunk is neither decoded nor parsed
+      // once the title is complete.
+      let done = false;
+      for (let at = 0; at < bytes.length && !done; at += FEED_BYTES) {
+        done = extractor.write(decoder.write(bytes.subarray(at, at + FEED_BYTES)));
+      }
+      if (done || truncated) break;
     }
     if (!extractor.done) extractor.write(decoder.end());
     const result = extractor.end({ truncated });
@@ -267,8 +295,24 @@ async function readTitle(
       details: { url: url.href, bytesRead, maxBytes, truncated, encoding: decoder.encoding },
     });
   } finally {
-    content.destroy();
-    body.destroy();
+    destroyQuietly(content);
+    destroyQuietly(body);
+  }
+}
+
+/**
+ * Destroys a stream that may not have ended. undici answers that with a RequestAbortedError
+ * that nobody will see, and capturing its stack trace costs about a tenth of the CPU time
+ * of a whole fetch; it is skipped. (Synchronous, so no other code runs meanwhile.)
+ */
+function destroyQuietly(stream: Readable): void {
+  if (stream.destroyed) return;
+  const { stackTraceLimit } = Error;
+  Error.stackTraceLimit = 0;
+  try {
+    stream.destroy();
+  } finally {
+    Error.stackTraceLimit = stackTraceLimit;
   }
 }
 
@@ -376,6 +420,15 @@ function asPipelineError(err: unknown, deadline: Deadline, url: URL, opts: Fetch
   }
   if (err instanceof PipelineError) return err;
 
+  const blocked = findCause(err, BlockedAddressError);
+  if (blocked !== undefined) {
+    // A policy decision, not a network failure: trying again will not help.
+    return new PipelineError(BLOCKED_ADDRESS, `refusing to fetch ${url.href}: ${blocked.message}`, {
+      cause: err,
+      details: { url: url.href, host: blocked.host, address: blocked.address, range: blocked.range },
+    });
+  }
+
   const code = errorCode(err);
   if (deadline.cause === 'timeout' || (code !== undefined && UNDICI_TIMEOUT_CODES.has(code))) {
     return new PipelineError(
@@ -399,6 +452,14 @@ function asPipelineError(err: unknown, deadline: Deadline, url: URL, opts: Fetch
     retryable: true,
     details: { url: url.href, ...(code !== undefined && { code }) },
   });
+}
+
+/** `err` or the first of its causes that is an instance of `type`. */
+function findCause<T extends Error>(err: unknown, type: abstract new (...args: never[]) => T): T | undefined {
+  for (let e = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    if (e instanceof type) return e;
+  }
+  return undefined;
 }
 
 /** The `code` of an error (undici's UND_ERR_*, Node's ECONNREFUSED, ...), also when wrapped. */

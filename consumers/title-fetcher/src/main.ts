@@ -1,16 +1,18 @@
 #!/usr/bin/env node
 /**
  * title-fetcher: takes URL jobs from `pipeline.titles`, fetches each page and answers
- * with its title. Many fetches run at once (prefetch = concurrency).
+ * with its title. Many fetches run at once (prefetch = concurrency), at most a few per
+ * host; non-public addresses are refused unless FETCH_ALLOW_PRIVATE is set.
  */
 import { Queues, UrlJobSchema, createLogger, loadConfig, runConsumer, serviceMain, shutdownSignal } from '@amqp-pipeline/shared';
-import { fetchTitle } from './fetch-title.js';
+import { createTitleFetcher, titleFetcherOptions } from './title-fetcher.js';
 
 const SERVICE = 'title-fetcher';
 
 await serviceMain(SERVICE, async () => {
   const config = loadConfig(process.env, { PREFETCH: '64' });
   const log = createLogger(SERVICE, { level: config.LOG_LEVEL });
+  const fetcher = createTitleFetcher(titleFetcherOptions(config));
 
   const consumer = await runConsumer(
     {
@@ -19,12 +21,7 @@ await serviceMain(SERVICE, async () => {
       kind: 'title',
       schema: UrlJobSchema,
       async handle(job, { signal }) {
-        const page = await fetchTitle(job.url, {
-          timeoutMs: config.FETCH_TIMEOUT_MS,
-          maxBytes: config.FETCH_MAX_BYTES,
-          maxRedirects: config.FETCH_MAX_REDIRECTS,
-          signal,
-        });
+        const page = await fetcher.fetch(job.url, signal);
         return { title: page.title, source: page.source, url: page.url };
       },
     },
@@ -33,5 +30,7 @@ await serviceMain(SERVICE, async () => {
 
   const signal = await shutdownSignal();
   log.info({ signal }, 'shutting down');
+  // In-flight jobs finish (or are handed back) first; then the connection pool goes.
   await consumer.close();
+  await fetcher.close();
 });

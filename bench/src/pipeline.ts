@@ -1,0 +1,219 @@
+/**
+ * Throughput, latency and memory of the pipeline itself, each beside the broker's own
+ * ceiling measured in the same run: a bare amqplib request/reply loop doing the same
+ * broker work (confirmed persistent request to a quorum queue, an echo consumer that
+ * publishes a confirmed reply and then acks, the requester counting replies).
+ */
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { ServiceProcess } from '@amqp-pipeline/devtools';
+import { PipelineClient, rangeJob } from '@amqp-pipeline/producer';
+import { createLogger, loadConfig, type Config } from '@amqp-pipeline/shared';
+import amqp, { type ConsumeMessage } from 'amqplib';
+import type { Row } from './table.js';
+
+const JOBS = Number(process.env.BENCH_JOBS ?? 20_000);
+const BACKLOG = Number(process.env.BENCH_BACKLOG ?? 100_000);
+const WINDOW = 1000;
+const LATENCY_SAMPLES = 300;
+const SERVICE_PREFETCH = process.env.BENCH_PREFETCH;
+
+function rssMb(pid: number): number {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) / 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** Samples the peak RSS of some processes while `work` runs. */
+async function peakRss<T>(pids: () => number[], work: () => Promise<T>): Promise<{ value: T; peak: Map<number, number> }> {
+  const peak = new Map<number, number>();
+  const sample = () => {
+    for (const pid of pids()) peak.set(pid, Math.max(peak.get(pid) ?? 0, rssMb(pid)));
+  };
+  const timer = setInterval(sample, 100);
+  try {
+    const value = await work();
+    sample();
+    return { value, peak };
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+/** The ceiling: bare amqplib request/reply with `window` requests outstanding. */
+async function bareRequestReply(url: string, jobs: number, window: number, prefetch: number): Promise<number> {
+  const tag = randomUUID().slice(0, 8);
+  const requests = `bench.requests.${tag}`;
+  const requester = await amqp.connect(url, { noDelay: true });
+  const echo = await amqp.connect(url, { noDelay: true });
+  try {
+    const rq = await requester.createConfirmChannel();
+    await rq.assertQueue(requests, { durable: true, arguments: { 'x-queue-type': 'quorum' } });
+    const { queue: replies } = await rq.assertQueue('', { exclusive: true });
+    const ec = await echo.createConfirmChannel();
+    await ec.prefetch(prefetch);
+    await ec.consume(requests, (m: ConsumeMessage | null) => {
+      if (!m) return;
+      ec.publish('', m.properties.replyTo as string, m.content, { correlationId: m.properties.correlationId, persistent: true, contentType: 'application/json' }, (err) => {
+        if (!err) ec.ack(m);
+      });
+    });
+    const body = Buffer.from('{"from":1,"to":100}');
+    let sent = 0;
+    let received = 0;
+    const send = () => {
+      const id = String(sent++);
+      rq.publish('', requests, body, { correlationId: id, replyTo: replies, persistent: true, contentType: 'application/json' }, () => {});
+    };
+    const started = performance.now();
+    const done = new Promise<void>((resolve) => {
+      void rq.consume(replies, (m) => {
+        if (!m) return;
+        rq.ack(m);
+        received++;
+        if (sent < jobs) send();
+        if (received === jobs) resolve();
+      });
+    });
+    for (let i = 0; i < Math.min(window, jobs); i++) send();
+    await done;
+    const secs = (performance.now() - started) / 1000;
+    await rq.deleteQueue(requests);
+    return jobs / secs;
+  } finally {
+    await requester.close().catch(() => {});
+    await echo.close().catch(() => {});
+  }
+}
+
+function smallJobs(n: number, offset = 0) {
+  return Array.from({ length: n }, (_, i) => rangeJob('primes', { from: (offset + i) * 100, to: (offset + i) * 100 + 99 }));
+}
+
+async function ourThroughput(config: Config, filters: number, jobs: number): Promise<{ rate: number; producerMb: number; consumerMb: number }> {
+  const env: Record<string, string> = { AMQP_URL: config.AMQP_URL, LOG_LEVEL: 'info' };
+  if (SERVICE_PREFETCH) env.PREFETCH = SERVICE_PREFETCH;
+  const procs = Array.from({ length: filters }, () => new ServiceProcess('prime-filter', { env }));
+  try {
+    await Promise.all(procs.map((p) => p.ready));
+    const client = await PipelineClient.connect(config, createLogger('bench', { level: 'error' }, 2));
+    try {
+      const { value, peak } = await peakRss(
+        () => [process.pid, ...procs.map((p) => p.pid ?? 0)],
+        async () => {
+          const started = performance.now();
+          const outcome = await client.submit(smallJobs(jobs), { wait: true, output: 'independent', timeoutMs: 600_000 });
+          const secs = (performance.now() - started) / 1000;
+          if (!outcome.complete || outcome.failed > 0) throw new Error(`bench batch incomplete: ${JSON.stringify(outcome.stats)}, failed ${outcome.failed}`);
+          return jobs / secs;
+        },
+      );
+      const consumerMb = Math.max(...procs.map((p) => peak.get(p.pid ?? 0) ?? 0));
+      return { rate: value, producerMb: peak.get(process.pid) ?? 0, consumerMb };
+    } finally {
+      await client.close();
+    }
+  } finally {
+    await Promise.all(procs.map((p) => p.stop()));
+  }
+}
+
+async function latency(config: Config): Promise<number[]> {
+  const proc = new ServiceProcess('prime-filter', { env: { AMQP_URL: config.AMQP_URL } });
+  try {
+    await proc.ready;
+    const client = await PipelineClient.connect(config, createLogger('bench', { level: 'error' }, 2));
+    try {
+      const samples: number[] = [];
+      for (let i = 0; i < LATENCY_SAMPLES + 20; i++) {
+        const started = performance.now();
+        const outcome = await client.submit(smallJobs(1, i), { wait: true, output: 'independent', timeoutMs: 10_000 });
+        if (!outcome.complete) throw new Error('latency job did not complete');
+        if (i >= 20) samples.push(performance.now() - started); // the first 20 warm up
+      }
+      return samples.sort((a, b) => a - b);
+    } finally {
+      await client.close();
+    }
+  } finally {
+    await proc.stop();
+  }
+}
+
+/** Consumer RSS while it works through a backlog of `n` jobs that were waiting in its queue. */
+async function backlogRss(config: Config, n: number): Promise<{ consumerMb: number; drained: number; secs: number }> {
+  const conn = await amqp.connect(config.AMQP_URL, { noDelay: true });
+  try {
+    const ch = await conn.createConfirmChannel();
+    const replies = `bench.backlog.${randomUUID().slice(0, 8)}`;
+    await ch.assertQueue(replies, { durable: false, autoDelete: false, arguments: { 'x-expires': 600_000 } });
+    for (let i = 0; i < n; i++) {
+      const ok = ch.publish('pipeline.ranges', 'range.primes', Buffer.from(`{"from":${i * 100},"to":${i * 100 + 99}}`), {
+        correlationId: String(i),
+        replyTo: replies,
+        persistent: true,
+      });
+      if (!ok) await new Promise((r) => ch.once('drain', r));
+    }
+    await ch.waitForConfirms();
+    const proc = new ServiceProcess('prime-filter', { env: { AMQP_URL: config.AMQP_URL } });
+    try {
+      const started = performance.now();
+      const { peak, value } = await peakRss(
+        () => [proc.pid ?? 0],
+        async () => {
+          await proc.ready;
+          for (let i = 0; i < 6000; i++) {
+            const { messageCount } = await ch.checkQueue(replies);
+            if (messageCount >= n) return messageCount;
+            await new Promise((r) => setTimeout(r, 100));
+          }
+          return (await ch.checkQueue(replies)).messageCount;
+        },
+      );
+      return { consumerMb: peak.get(proc.pid ?? 0) ?? 0, drained: value, secs: (performance.now() - started) / 1000 };
+    } finally {
+      await proc.stop();
+      await ch.deleteQueue(replies).catch(() => {});
+    }
+  } finally {
+    await conn.close().catch(() => {});
+  }
+}
+
+const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
+
+export async function run(): Promise<Row[]> {
+  const config = loadConfig(process.env);
+  const prefetch = Number(SERVICE_PREFETCH ?? config.PREFETCH ?? 4);
+  const ceiling = await bareRequestReply(config.AMQP_URL, JOBS, WINDOW, prefetch);
+  const one = await ourThroughput(config, 1, JOBS);
+  const two = await ourThroughput(config, 2, JOBS);
+  const lat = await latency(config);
+  const backlog = await backlogRss(config, BACKLOG);
+  const suite = 'pipeline';
+  const base = { suite, baseline: ceiling, baselineName: `bare amqplib req/reply, prefetch ${prefetch}`, unit: 'jobs/s', higherIsBetter: true };
+  return [
+    { ...base, case: `ceiling: bare request/reply, ${JOBS} jobs, ${WINDOW} in flight`, ours: ceiling, note: 'the yardstick' },
+    { ...base, case: `${JOBS} small jobs (100-wide primes), 1 prime-filter`, ours: one.rate, target: '>= 0.7x ceiling', met: one.rate >= 0.7 * ceiling },
+    { ...base, case: `${JOBS} small jobs, 2 prime-filters`, ours: two.rate },
+    { suite, case: 'single job end to end, p50', ours: pct(lat, 50), unit: 'ms', higherIsBetter: false, note: `${lat.length} sequential jobs` },
+    { suite, case: 'single job end to end, p95', ours: pct(lat, 95), unit: 'ms', higherIsBetter: false },
+    { suite, case: 'single job end to end, p99', ours: pct(lat, 99), unit: 'ms', higherIsBetter: false, target: '< 10 ms', met: pct(lat, 99) < 10 },
+    { suite, case: `producer RSS, ${JOBS}-job batch`, ours: Math.max(one.producerMb, two.producerMb), unit: 'MB', higherIsBetter: false },
+    { suite, case: `consumer RSS, ${JOBS}-job batch`, ours: Math.max(one.consumerMb, two.consumerMb), unit: 'MB', higherIsBetter: false },
+    {
+      suite,
+      case: `consumer RSS draining ${BACKLOG} waiting jobs`,
+      ours: backlog.consumerMb,
+      unit: 'MB',
+      higherIsBetter: false,
+      target: '< 150 MB',
+      met: backlog.consumerMb < 150,
+      note: `${backlog.drained} results in ${backlog.secs.toFixed(1)} s`,
+    },
+  ];
+}

@@ -1,0 +1,291 @@
+/**
+ * Title fetching throughput: pages per second read from a local server, 100 in flight.
+ *
+ * A node:http server (in a worker thread, so it does not compete with the client for the
+ * event loop) serves 2,000 distinct ~10 KB HTML pages on 127.0.0.1. The same URLs are
+ * fetched by:
+ *
+ *   (a) a bare undici loop: `request` + `body.text()` + a title regex, no limits or checks:
+ *       about the most one Node process can do, the reference for (b);
+ *   (b) our title fetcher (createTitleFetcher, called directly, no broker) with a per-host
+ *       limit of 100, so that it runs the same 100 requests at once as the others;
+ *   (c) the original Python approach, when /usr/bin/python3 has aiohttp: asyncio +
+ *       aiohttp.ClientSession, a semaphore of 100, a title regex;
+ *
+ * plus, for information, (b) with the service's default per-host limit (8): all 2,000
+ * pages are on one host here, so that row shows what politeness costs a one-host batch.
+ *
+ * Every variant is warmed up on 200 pages, then timed five times over the 2,000 pages; the
+ * Node variants take turns round by round (so a burst of load elsewhere on the machine
+ * hits them alike) and keep their connection pools between rounds, as the aiohttp client
+ * keeps its session. The median round is reported. A variant that does not find every title
+ * says so in its row's note.
+ *
+ * Traffic goes to 127.0.0.1 only.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { Worker } from 'node:worker_threads';
+import { Agent, request } from 'undici';
+import { publicAddressesOnly } from '@amqp-pipeline/title-fetcher/dist/address-policy.js';
+import { createTitleFetcher } from '@amqp-pipeline/title-fetcher/dist/title-fetcher.js';
+import type { Row } from './table.js';
+
+const SUITE = 'titles';
+const PAGES = 2000;
+const WARMUP_PAGES = 200;
+const IN_FLIGHT = 100;
+const ROUNDS = 5;
+/** FETCH_PER_HOST_CONCURRENCY's default. */
+const DEFAULT_PER_HOST_LIMIT = 8;
+const PYTHON = '/usr/bin/python3';
+const TITLE_RE = /<title[^>]*>([^<]*)<\/title>/i;
+
+/**
+ * The page server, run in a worker thread (plain JavaScript, evaluated as CommonJS).
+ * Page i is about 10 KB: a head with the title "Benchmark page i", then filler paragraphs.
+ */
+const SERVER_SOURCE = `
+const { createServer } = require('node:http');
+const { parentPort } = require('node:worker_threads');
+const paragraph = '<p>' + 'Lorem ipsum dolor sit amet, consectetur adipiscing elit. '.repeat(8) + '</p>\\n';
+const filler = Buffer.from(paragraph.repeat(Math.ceil(10000 / paragraph.length)) + '</body></html>\\n');
+const server = createServer((req, res) => {
+  const match = /^\\/page\\/(\\d+)$/.exec(req.url || '');
+  if (!match) { res.writeHead(404); res.end(); return; }
+  const head = Buffer.from('<!doctype html><html><head><meta charset="utf-8"><title>Benchmark page ' + match[1] +
+    '</title><meta name="viewport" content="width=device-width"></head><body>\\n');
+  res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'content-length': head.length + filler.length });
+  res.end(Buffer.concat([head, filler]));
+});
+server.keepAliveTimeout = 30000;
+server.listen(0, '127.0.0.1', () => parentPort.postMessage(server.address().port));
+`;
+
+/**
+ * The aiohttp client: reads the URLs from stdin, warms up, then times ROUNDS passes over
+ * them and prints one JSON object: the seconds of each pass and the titles found in each.
+ */
+const AIOHTTP_SOURCE = `
+import asyncio, json, re, sys, time
+import aiohttp
+
+TITLE = re.compile(r'<title[^>]*>(.*?)</title>', re.I | re.S)
+
+async def fetch_all(session, urls, in_flight):
+    semaphore = asyncio.Semaphore(in_flight)
+    found = 0
+    async def one(url):
+        nonlocal found
+        async with semaphore:
+            async with session.get(url) as response:
+                text = await response.text()
+                if TITLE.search(text):
+                    found += 1
+    await asyncio.gather(*(one(url) for url in urls))
+    return found
+
+async def main():
+    urls = sys.stdin.read().split()
+    warmup, rounds, in_flight = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+    connector = aiohttp.TCPConnector(limit=in_flight)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        await fetch_all(session, urls[:warmup], in_flight)
+        seconds, found = [], []
+        for _ in range(rounds):
+            start = time.perf_counter()
+            found.append(await fetch_all(session, urls, in_flight))
+            seconds.append(time.perf_counter() - start)
+    print(json.dumps({"seconds": seconds, "found": found}))
+
+asyncio.run(main())
+`;
+
+interface Measurement {
+  /** Median pages per second over the timed rounds. */
+  pagesPerSecond: number;
+  /** Fewest titles found in a timed round (should be PAGES). */
+  found: number;
+}
+
+/** One way of fetching a page's title: true when a title was found. */
+interface Client {
+  fetchOne(url: string): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+/** Starts the page server; resolves with its base URL and a function that stops it. */
+async function startPageServer(): Promise<{ base: string; stop: () => Promise<number> }> {
+  const worker = new Worker(SERVER_SOURCE, { eval: true });
+  const port = await new Promise<number>((resolve, reject) => {
+    worker.once('message', resolve);
+    worker.once('error', reject);
+  });
+  return { base: `http://127.0.0.1:${port}`, stop: () => worker.terminate() };
+}
+
+/** Fetches `urls` with IN_FLIGHT requests at once; returns the titles found. */
+async function fetchAll(urls: readonly string[], client: Client): Promise<number> {
+  let next = 0;
+  let found = 0;
+  const worker = async (): Promise<void> => {
+    while (next < urls.length) {
+      const url = urls[next++]!;
+      if (await client.fetchOne(url)) found++;
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(IN_FLIGHT, urls.length) }, worker));
+  return found;
+}
+
+/** Warms every client up, then times ROUNDS passes of each over `urls`, taking turns. */
+async function measureInTurns(urls: readonly string[], clients: readonly Client[]): Promise<Measurement[]> {
+  for (const client of clients) await fetchAll(urls.slice(0, WARMUP_PAGES), client);
+  const rates = clients.map((): number[] => []);
+  const found = clients.map(() => Number.POSITIVE_INFINITY);
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const [i, client] of clients.entries()) {
+      const started = performance.now();
+      found[i] = Math.min(found[i]!, await fetchAll(urls, client));
+      rates[i]!.push(urls.length / ((performance.now() - started) / 1000));
+    }
+  }
+  return clients.map((_, i) => ({ pagesPerSecond: median(rates[i]!), found: found[i]! }));
+}
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+/** (a) undici's request, the whole body as text, a regex: no limits, no checks. */
+function bareUndiciClient(): Client {
+  const agent = new Agent();
+  return {
+    async fetchOne(url) {
+      const { body } = await request(url, { dispatcher: agent });
+      return TITLE_RE.test(await body.text());
+    },
+    close: () => agent.close(),
+  };
+}
+
+/** (b) our fetcher, with the given per-host limit. */
+function titleFetcherClient(perHostConcurrency: number): Client {
+  const fetcher = createTitleFetcher({
+    timeoutMs: 30_000,
+    maxBytes: 1024 * 1024,
+    maxRedirects: 5,
+    perHostConcurrency,
+    // The real policy runs on every connection; only the bench server's address is let through.
+    addressPolicy: (address) => (address === '127.0.0.1' ? undefined : publicAddressesOnly(address)),
+  });
+  return {
+    fetchOne: async (url) => (await fetcher.fetch(url)).title !== '',
+    close: () => fetcher.close(),
+  };
+}
+
+function aiohttpAvailable(): boolean {
+  return spawnSync(PYTHON, ['-c', 'import aiohttp'], { stdio: 'ignore' }).status === 0;
+}
+
+/** (c) the Python aiohttp client, as a child process. */
+async function measureAiohttp(urls: readonly string[]): Promise<Measurement> {
+  const child = spawn(PYTHON, ['-c', AIOHTTP_SOURCE, String(WARMUP_PAGES), String(ROUNDS), String(IN_FLIGHT)], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  child.stdin.end(urls.join('\n'));
+  const code = await new Promise<number | null>((resolve, reject) => {
+    child.once('error', reject);
+    child.once('close', resolve);
+  });
+  if (code !== 0) throw new Error(`aiohttp client exited with ${code}: ${stderr.trim()}`);
+  const result = JSON.parse(stdout) as { seconds: number[]; found: number[] };
+  return {
+    pagesPerSecond: median(result.seconds.map((s) => urls.length / s)),
+    found: Math.min(...result.found),
+  };
+}
+
+/** A note for a run that missed titles (empty when all were found). */
+function missing(m: Measurement): string {
+  return m.found === PAGES ? '' : `; only ${m.found}/${PAGES} titles found`;
+}
+
+export async function run(): Promise<Row[]> {
+  const server = await startPageServer();
+  try {
+    const urls = Array.from({ length: PAGES }, (_, i) => `${server.base}/page/${i}`);
+    const what = `${PAGES} local 10 KB pages, ${IN_FLIGHT} in flight`;
+
+    const clients = [bareUndiciClient(), titleFetcherClient(IN_FLIGHT), titleFetcherClient(DEFAULT_PER_HOST_LIMIT)];
+    let measured: Measurement[];
+    try {
+      measured = await measureInTurns(urls, clients);
+    } finally {
+      await Promise.all(clients.map((client) => client.close()));
+    }
+    const [bare, ours, oursDefault] = measured as [Measurement, Measurement, Measurement];
+    const python = aiohttpAvailable() ? await measureAiohttp(urls) : undefined;
+
+    const rows: Row[] = [
+      {
+        suite: SUITE,
+        case: `bare undici loop (request + regex), ${what}`,
+        ours: bare.pagesPerSecond,
+        unit: 'pages/s',
+        higherIsBetter: true,
+        note: `reference for the rows below: no limits, no address checks, whole body read${missing(bare)}`,
+      },
+      {
+        suite: SUITE,
+        case: `title fetcher (createTitleFetcher, per-host limit ${IN_FLIGHT}), ${what}`,
+        ours: ours.pagesPerSecond,
+        baseline: bare.pagesPerSecond,
+        baselineName: 'bare undici loop',
+        unit: 'pages/s',
+        higherIsBetter: true,
+        note: `streaming parse, stops at </title>; address policy checked per connection${missing(ours)}`,
+      },
+      {
+        suite: SUITE,
+        case: `title fetcher, default per-host limit ${DEFAULT_PER_HOST_LIMIT}, ${what} (all on one host)`,
+        ours: oursDefault.pagesPerSecond,
+        baseline: ours.pagesPerSecond,
+        baselineName: `title fetcher, per-host limit ${IN_FLIGHT}`,
+        unit: 'pages/s',
+        higherIsBetter: true,
+        note: `what the politeness limit costs a one-host batch${missing(oursDefault)}`,
+      },
+    ];
+    if (python) {
+      rows.push({
+        suite: SUITE,
+        case: `title fetcher (per-host limit ${IN_FLIGHT}) vs the original aiohttp client, ${what}`,
+        ours: ours.pagesPerSecond,
+        baseline: python.pagesPerSecond,
+        baselineName: 'Python aiohttp, semaphore 100 + regex',
+        unit: 'pages/s',
+        higherIsBetter: true,
+        note: `aiohttp run as a child process; its figure excludes interpreter start-up${missing(python)}`,
+      });
+    } else {
+      rows.push({
+        suite: SUITE,
+        case: `title fetcher vs the original aiohttp client, ${what}`,
+        ours: ours.pagesPerSecond,
+        unit: 'pages/s',
+        higherIsBetter: true,
+        note: `baseline not run: ${PYTHON} cannot import aiohttp`,
+      });
+    }
+    return rows;
+  } finally {
+    await server.stop();
+  }
+}
