@@ -27,7 +27,7 @@ const schema = z.object({
   /** pino level. */
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** AMQP heartbeat, seconds: a dead peer is noticed within about two of these. */
-  HEARTBEAT_SECONDS: int(0, 600).default(10),
+  HEARTBEAT_SECONDS: int(0, 600).default(5),
   /** Connection attempts at start-up before giving up (reconnects after that never give up). */
   CONNECT_RETRIES: int(0, 1000).default(5),
   /** Messages a consumer holds unacknowledged at once (its concurrency). Default depends on the service. */
