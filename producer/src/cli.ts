@@ -274,7 +274,9 @@ function report(outcome: BatchOutcome, p: Parsed): number {
     return Exit.TIMEOUT;
   }
   if (!p.json) {
-    const extra = stats.duplicates ? `, ${stats.duplicates} duplicate(s) dropped` : '';
+    const extra =
+      (stats.duplicates ? `, ${stats.duplicates} duplicate(s) dropped` : '') +
+      (stats.unexpected ? `, ${stats.unexpected} unexpected message(s) dropped` : '');
     process.stderr.write(`batch ${outcome.batch}: ${stats.received} result(s), ${outcome.failed} failed${extra}\n`);
   }
   return outcome.failed > 0 ? Exit.JOB_FAILED : Exit.OK;
