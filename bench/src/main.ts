@@ -11,6 +11,7 @@ type Suite = () => Promise<Row[]>;
 const suites: Record<string, () => Promise<Suite>> = {
   pipeline: async () => (await import('./pipeline.js')).run,
   titles: async () => (await import('./titles.js')).run,
+  'fan-out': async () => (await import('./fanout.js')).run,
 };
 
 async function main(): Promise<number> {
