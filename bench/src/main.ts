@@ -9,6 +9,7 @@ import { renderTable, type Row } from './table.js';
 type Suite = () => Promise<Row[]>;
 
 const suites: Record<string, () => Promise<Suite>> = {
+  sieve: async () => (await import('./sieve.js')).run,
   pipeline: async () => (await import('./pipeline.js')).run,
   titles: async () => (await import('./titles.js')).run,
   'fan-out': async () => (await import('./fanout.js')).run,

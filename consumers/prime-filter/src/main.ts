@@ -13,13 +13,15 @@ import {
   serviceMain,
   shutdownSignal,
 } from '@amqp-pipeline/shared';
-import { primesBetween } from './primes.js';
+import { PrimePool } from './pool.js';
 
 const SERVICE = 'prime-filter';
 
 await serviceMain(SERVICE, async () => {
-  const config = loadConfig(process.env, { PREFETCH: '4' });
+  const config = loadConfig(process.env, { PREFETCH: '16' });
   const log = createLogger(SERVICE, { level: config.LOG_LEVEL });
+  // The sieve runs in worker threads, so heartbeats and acks keep flowing on this one.
+  const pool = new PrimePool({ threads: config.WORKERS });
 
   const consumer = await runConsumer(
     {
@@ -27,22 +29,24 @@ await serviceMain(SERVICE, async () => {
       queue: Queues.primes,
       kind: 'primes',
       schema: RangeJobSchema,
-      handle(job) {
+      async handle(job) {
         assertRangeWidth(job, { maxListWidth: config.MAX_RANGE_WIDTH, maxCountWidth: config.MAX_COUNT_WIDTH });
-        const primes = primesBetween(job.from, job.to);
         if (job.count) {
-          let sum = 0n;
-          for (const p of primes) sum += BigInt(p);
-          const summary = { count: primes.length, first: primes[0] ?? null, last: primes[primes.length - 1] ?? null, sum: sum.toString() };
-          return { summary };
+          const { count, first, last, sum } = await pool.summary(job.from, job.to);
+          return { summary: { count, first, last, sum: sum.toString() } };
         }
-        return listOutput('primes', [primes]);
+        return listOutput('primes', [await pool.list(job.from, job.to)]);
       },
     },
     { config, log },
-  );
+  ).catch(async (err: unknown) => {
+    await pool.close(); // or its threads would keep the process alive
+    throw err;
+  });
+  log.info({ workers: pool.threads }, 'sieve worker threads started');
 
   const signal = await shutdownSignal();
   log.info({ signal }, 'shutting down');
   await consumer.close();
+  await pool.close();
 });

@@ -1,0 +1,93 @@
+import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { countPrimes, primesBetween } from './primes.js';
+
+// The pool's threads load the *compiled* worker (dist/sieve-worker.js): worker threads run plain
+// Node, which cannot load the TypeScript source that vitest runs. So this test drives the built
+// pool from dist (`npm test` runs `tsc -b` first) and is skipped only when dist is missing.
+const distPool = new URL('../dist/pool.js', import.meta.url);
+const distWorker = new URL('../dist/sieve-worker.js', import.meta.url);
+const built = existsSync(distPool) && existsSync(distWorker);
+
+type PoolModule = typeof import('../dist/pool.js');
+
+describe.skipIf(!built)('PrimePool (built worker from dist; run `npx tsc -b consumers/prime-filter` first)', () => {
+  let mod: PoolModule;
+  let pool: InstanceType<PoolModule['PrimePool']>;
+
+  beforeAll(async () => {
+    mod = (await import(distPool.href)) as PoolModule;
+    pool = new mod.PrimePool({ threads: 2 });
+  });
+
+  afterAll(async () => {
+    await pool?.close();
+  });
+
+  it('when listing through a worker thread, then the primes match the synchronous sieve', async () => {
+    const listed = await pool.list(0, 100);
+    expect(listed).toBeInstanceOf(Float64Array);
+    expect(Array.from(listed)).toEqual(Array.from(primesBetween(0, 100)));
+    const far = await pool.list(1e12, 1e12 + 1e5);
+    expect(Array.from(far)).toEqual(Array.from(primesBetween(1e12, 1e12 + 1e5)));
+    // The transferred array owns exactly its buffer (it was moved, not a view into a bigger one).
+    expect(far.buffer.byteLength).toBe(far.length * 8);
+  });
+
+  it('when summarising through a worker thread, then count, first, last and sum match', async () => {
+    expect(await pool.summary(1, 1e6)).toEqual({ count: 78_498, first: 2, last: 999_983, sum: 37_550_402_023n });
+    expect(await pool.summary(1e12, 1e12 + 1e6)).toEqual(countPrimes(1e12, 1e12 + 1e6));
+    expect(await pool.summary(-5, 1)).toEqual({ count: 0, first: null, last: null, sum: 0n });
+  });
+
+  it('when several tasks run at once, then each gets its own right answer', { timeout: 60_000 }, async () => {
+    const ranges: Array<[number, number]> = [
+      [0, 50_000],
+      [1e9, 1e9 + 2e6],
+      [1e12 + 7, 1e12 + 3e5],
+      [2 ** 53 - 1000, 2 ** 53 - 1],
+      [123_456, 7_654_321],
+      [10, 9],
+    ];
+    const lists = await Promise.all(ranges.map(([from, to]) => pool.list(from, to)));
+    const summaries = await Promise.all(ranges.map(([from, to]) => pool.summary(from, to)));
+    ranges.forEach(([from, to], i) => {
+      expect(Array.from(lists[i]!), `${from}..${to}`).toEqual(Array.from(primesBetween(from, to)));
+      expect(summaries[i], `${from}..${to}`).toEqual(countPrimes(from, to));
+    });
+  });
+
+  it('when a long task runs in the pool, then the event loop keeps turning', { timeout: 60_000 }, async () => {
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 5);
+    try {
+      const summary = await pool.summary(1, 1e9);
+      expect(summary.count).toBe(50_847_534);
+    } finally {
+      clearInterval(timer);
+    }
+    expect(ticks).toBeGreaterThan(3);
+  });
+
+  it('when a range is invalid, then the task rejects with the RangeError from the worker', async () => {
+    await expect(pool.list(0.5, 10)).rejects.toThrow(/safe integers/);
+    await expect(pool.summary(0, 2 ** 53)).rejects.toThrow(/safe integers/);
+  });
+
+  it('when threads is 0 or left out, then there is one thread per core; a bad count is refused', async () => {
+    const perCore = new mod.PrimePool();
+    const zero = new mod.PrimePool({ threads: 0 });
+    const one = new mod.PrimePool({ threads: 1 });
+    try {
+      expect(perCore.threads).toBe(availableParallelism());
+      expect(zero.threads).toBe(availableParallelism());
+      expect(one.threads).toBe(1);
+      expect(await one.summary(1, 100)).toEqual({ count: 25, first: 2, last: 97, sum: 1060n });
+    } finally {
+      await Promise.all([perCore.close(), zero.close(), one.close()]);
+    }
+    expect(() => new mod.PrimePool({ threads: -1 })).toThrow(RangeError);
+    expect(() => new mod.PrimePool({ threads: 1.5 })).toThrow(RangeError);
+  });
+});
