@@ -92,6 +92,8 @@ async function ensureTopology(model: RecoveringChannelModel, log: Logger): Promi
 export class PipelineClient {
   private publisher: Publisher;
   private reopening: Promise<Publisher> | undefined;
+  /** Batch clean-ups still running (acks, queue deletion); `close()` waits for them. */
+  private readonly cleanups = new Set<Promise<void>>();
 
   private constructor(
     private readonly model: RecoveringChannelModel,
@@ -187,38 +189,59 @@ export class PipelineClient {
     };
     const log = this.log.child({ batch });
 
-    const gathering = opts.wait
-      ? await this.gather(batch, replyQueue, { onResult: opts.onResult, onProgress: opts.onProgress, timeoutMs: opts.timeoutMs, manifest })
-      : undefined;
-    try {
-      await Promise.all(
+    const publishJobs = () =>
+      Promise.all(
         jobs.map((job, i) =>
-          this.publishReliably(job.exchange, job.routingKey, Buffer.from(JSON.stringify(job.body)), {
-            messageId: randomUUID(),
-            correlationId: correlationIdFor(batch, i),
-            replyTo: replyQueue,
-            contentType: 'application/json',
-            persistent: true,
-            type: job.type,
-            appId: 'pipeline',
-            timestamp: Math.floor(Date.now() / 1000),
-            headers: { 'x-pipeline-batch': batch },
-          }, deadline),
+          this.publishReliably(
+            job.exchange,
+            job.routingKey,
+            Buffer.from(JSON.stringify(job.body)),
+            {
+              messageId: randomUUID(),
+              correlationId: correlationIdFor(batch, i),
+              replyTo: replyQueue,
+              contentType: 'application/json',
+              persistent: true,
+              type: job.type,
+              appId: 'pipeline',
+              timestamp: Math.floor(Date.now() / 1000),
+              headers: { 'x-pipeline-batch': batch },
+            },
+            deadline,
+          ),
         ),
       );
-      await this.publishReliably('', replyQueue, Buffer.from(JSON.stringify(manifest)), {
-        messageId: `${batch}.manifest`,
-        contentType: 'application/json',
-        persistent: true,
-        type: MANIFEST_TYPE,
-        appId: 'pipeline',
-      }, deadline);
+    const publishManifest = () =>
+      this.publishReliably(
+        '',
+        replyQueue,
+        Buffer.from(JSON.stringify(manifest)),
+        { messageId: `${batch}.manifest`, contentType: 'application/json', persistent: true, type: MANIFEST_TYPE, appId: 'pipeline' },
+        deadline,
+      );
+
+    if (!opts.wait) {
+      // The manifest promises these jobs to a later `collect`: only once all are confirmed.
+      await publishJobs();
+      await publishManifest();
+      log.debug({ jobs: jobs.length }, 'batch published');
+      return { batch, jobs: jobs.length, complete: false, missing: [], stats: { received: 0, duplicates: 0, unexpected: 0 }, failed: 0 };
+    }
+    // Waiting: start reading replies, publish the jobs and the manifest, all at once (results
+    // that come before the consumer is ready simply wait in the queue).
+    const gatheringP = this.gather(batch, replyQueue, { onResult: opts.onResult, onProgress: opts.onProgress, timeoutMs: opts.timeoutMs, manifest });
+    const published = Promise.all([publishJobs(), publishManifest()]);
+    const gathering = await gatheringP.catch(async (err: unknown) => {
+      await published.catch(() => {});
+      throw err;
+    });
+    try {
+      await published;
     } catch (err) {
-      await gathering?.stop(false);
+      await gathering.stop(false);
       throw err;
     }
     log.debug({ jobs: jobs.length }, 'batch published');
-    if (!gathering) return { batch, jobs: jobs.length, complete: false, missing: [], stats: { received: 0, duplicates: 0, unexpected: 0 }, failed: 0 };
     return gathering.done;
   }
 
@@ -267,6 +290,7 @@ export class PipelineClient {
   }
 
   async close(): Promise<void> {
+    await Promise.allSettled([...this.cleanups]);
     await this.model.close().catch(() => {});
   }
 
@@ -370,25 +394,39 @@ export class PipelineClient {
     await open();
     const timer = setTimeout(() => settle(false), opts.timeoutMs);
 
+    /**
+     * Ends the batch: on completion the held messages are acked and the queue deleted; on an
+     * early stop the manifest is replaced by what is still owed. The outcome is known before
+     * this cleanup, so callers get it at once; `close()` waits for the cleanup.
+     */
     const stop = async (completed: boolean) => {
       if (stopping) return;
       stopping = true;
       clearTimeout(timer);
-      await written.catch(() => {}); // lets the acks of what was written go out first
-      stopped = true;
-      const ch = channel;
-      try {
-        if (completed && ch) {
-          for (const m of collector.finish()) ack(m);
-          await ch.deleteQueue(replyQueue).catch(() => {});
-        } else if (ch) {
-          // Bounded: with the connection down there is nothing to replace.
-          await Promise.race([this.replaceManifest(collector, replyQueue, ch), new Promise((r) => setTimeout(r, 5000).unref())]).catch(() => {});
-          collector.flushUnmatched();
+      const finalMessages = completed ? collector.finish() : []; // emits combined results now
+      const cleanup = (async () => {
+        await written.catch(() => {}); // lets the acks of what was written go out first
+        stopped = true;
+        const ch = channel;
+        try {
+          if (completed && ch) {
+            for (const m of finalMessages) ack(m);
+            await ch.deleteQueue(replyQueue).catch(() => {});
+          } else if (ch) {
+            // Bounded: with the connection down there is nothing to replace.
+            await Promise.race([this.replaceManifest(collector, replyQueue, ch), new Promise((r) => setTimeout(r, 5000).unref())]).catch(() => {});
+          }
+        } finally {
+          channel = undefined;
+          await ch?.close().catch(() => {});
         }
-      } finally {
-        channel = undefined;
-        await ch?.close().catch(() => {});
+      })();
+      this.cleanups.add(cleanup);
+      void cleanup.finally(() => this.cleanups.delete(cleanup));
+      if (!completed) {
+        // An early stop must have its manifest replaced before anyone may `collect`.
+        await cleanup.catch(() => {});
+        collector.flushUnmatched();
       }
     };
     const done = finished.then(async (completed) => {
