@@ -19,7 +19,7 @@ import { squareChunks, summarizeSquares } from './squares.js';
 const SERVICE = 'square-mapper';
 
 await serviceMain(SERVICE, async () => {
-  const config = loadConfig(process.env, { PREFETCH: '4' });
+  const config = loadConfig(process.env, { PREFETCH: '16' });
   const log = createLogger(SERVICE, { level: config.LOG_LEVEL });
 
   const consumer = await runConsumer(
