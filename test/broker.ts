@@ -30,15 +30,24 @@ export interface ResolvedBroker {
  * The broker the integration tests use: AMQP_URL if set and reachable, else the local
  * broker, else a RabbitMQ container started with testcontainers (if a Docker engine exists).
  * Otherwise fails with one message naming what was tried and how to get a broker.
+ * PIPELINE_TEST_BROKER=testcontainers skips the first two (AMQP_URL and the local broker are
+ * never contacted) and always starts the container: the way to exercise that path on a machine
+ * that has a broker.
  */
 export async function resolveBroker(): Promise<ResolvedBroker> {
   const tried: string[] = [];
   const fromEnv = process.env.AMQP_URL;
-  if (fromEnv) {
+  const forced = process.env.PIPELINE_TEST_BROKER;
+  if (forced && forced !== 'testcontainers') {
+    throw new Error(`PIPELINE_TEST_BROKER=${forced} is not understood: set it to "testcontainers" or leave it unset`);
+  }
+  if (forced === 'testcontainers') {
+    tried.push('PIPELINE_TEST_BROKER=testcontainers (AMQP_URL and the local broker skipped)');
+  } else if (fromEnv) {
     if (await brokerReachable(fromEnv)) return { url: fromEnv, source: 'AMQP_URL' };
     tried.push(`AMQP_URL=${redactUrl(fromEnv)}`);
   }
-  if (fromEnv !== DEFAULT_AMQP_URL) {
+  if (!forced && fromEnv !== DEFAULT_AMQP_URL) {
     if (await brokerReachable(DEFAULT_AMQP_URL)) return { url: DEFAULT_AMQP_URL, source: 'local' };
     tried.push(redactUrl(DEFAULT_AMQP_URL));
   }
