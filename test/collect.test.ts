@@ -1,4 +1,5 @@
-import { ServiceProcess } from '@amqp-pipeline/devtools';
+import { spawn } from 'node:child_process';
+import { ServiceProcess, cliEntry } from '@amqp-pipeline/devtools';
 import { afterEach, describe, expect, it, type TestContext } from 'vitest';
 import { amqpUrl, runCli, withChannel } from './helpers.js';
 
@@ -50,5 +51,33 @@ describe('results outlive the producer', () => {
     const later = await runCli(['collect', batch, '--json']);
     expect(later.code, later.stderr).toBe(0);
     expect(later.lines).toEqual([{ batch, id: `${batch}.0`, input: { from: 1, to: 10 }, ok: true, kind: 'primes', primes: [2, 3, 5, 7] }]);
+  });
+});
+
+describe('interrupting the CLI', () => {
+  it('when Ctrl-C stops a waiting CLI, then it exits 130 and says how to collect what did not arrive', async (ctx) => {
+    await needIdle(ctx, 'pipeline.squares');
+    const child = spawn(process.execPath, [cliEntry(), 'squares', '1', '3', '--timeout', '60'], {
+      env: { ...process.env, AMQP_URL: amqpUrl() },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.setEncoding('utf8');
+    // Interrupt once it has published and is waiting (it warns that nobody consumes the queue).
+    await new Promise<void>((resolve) =>
+      child.stderr.on('data', (d: string) => {
+        stderr += d;
+        if (stderr.includes('no service is consuming')) resolve();
+      }),
+    );
+    child.kill('SIGINT');
+    const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+    expect(code).toBe(130);
+    expect(stderr).toContain('interrupted with 1 result(s) missing');
+    const batch = /pipeline collect (\S+)`/.exec(stderr)?.[1];
+    await start('square-mapper');
+    const later = await runCli(['collect', batch!, '--json']);
+    expect(later.code, later.stderr).toBe(0);
+    expect(later.lines[0]).toMatchObject({ ok: true, squares: [1, 4, 9] });
   });
 });

@@ -31,6 +31,7 @@ export const Exit = {
   BROKER: 3,
   TIMEOUT: 4,
   CONFIG: EXIT_CONFIG,
+  INTERRUPTED: 130,
 } as const;
 
 const HELP = `pipeline — submit jobs to the amqp-pipeline and print their results
@@ -80,6 +81,7 @@ Exit codes:
   0 every job succeeded     1 some job failed (its error is printed)
   2 usage error             3 broker unreachable or connection lost
   4 timed out (some results missing; collect them later)   78 bad configuration
+  130 interrupted (Ctrl-C or SIGTERM): what has not arrived stays queued for collect
 `;
 
 class UsageError extends Error {}
@@ -263,15 +265,19 @@ function progressBar(p: Parsed): { update: (done: number, total: number) => void
   };
 }
 
+/** Set when Ctrl-C (or SIGTERM) stopped the wait. */
+const interrupt = new AbortController();
+
 function report(outcome: BatchOutcome, p: Parsed): number {
   const { stats } = outcome;
   if (!outcome.complete) {
-    const lines = [`pipeline: timed out after ${p.timeoutMs / 1000}s with ${outcome.missing.length} result(s) missing:`];
+    const why = interrupt.signal.aborted ? 'interrupted' : `timed out after ${p.timeoutMs / 1000}s`;
+    const lines = [`pipeline: ${why} with ${outcome.missing.length} result(s) missing:`];
     for (const m of outcome.missing.slice(0, 10)) lines.push(`  ${m.kind} of ${JSON.stringify(m.input)} (job ${m.id})`);
     if (outcome.missing.length > 10) lines.push(`  ... and ${outcome.missing.length - 10} more`);
     lines.push(`They stay queued: run \`pipeline collect ${outcome.batch}\` later (are the consumers running? npm run consumers).`);
     process.stderr.write(`${lines.join('\n')}\n`);
-    return Exit.TIMEOUT;
+    return interrupt.signal.aborted ? Exit.INTERRUPTED : Exit.TIMEOUT;
   }
   if (!p.json) {
     const extra =
@@ -331,7 +337,7 @@ async function run(argv: string[]): Promise<number> {
   const progress = progressBar(p);
   try {
     if (batch !== undefined) {
-      const outcome = await client.collect(batch, { onResult, onProgress: progress.update, timeoutMs: p.timeoutMs });
+      const outcome = await client.collect(batch, { onResult, onProgress: progress.update, timeoutMs: p.timeoutMs, signal: interrupt.signal });
       progress.stop();
       await flushed();
       return report(outcome, p);
@@ -347,6 +353,7 @@ async function run(argv: string[]): Promise<number> {
       ...(request ? { request } : {}),
       onResult,
       onProgress: progress.update,
+      signal: interrupt.signal,
     });
     progress.stop();
     await flushed();
@@ -379,5 +386,14 @@ function fail(err: unknown): number {
   process.stderr.write(`pipeline: unexpected failure: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
   return Exit.JOB_FAILED;
 }
+
+// Ctrl-C or SIGTERM: stop waiting, leave what has not arrived queued, say how to collect it.
+// A second one exits at once (explicitly, since a container's PID 1 has no default handling).
+const onSignal = () => {
+  if (interrupt.signal.aborted) process.exit(Exit.INTERRUPTED);
+  interrupt.abort();
+};
+process.on('SIGINT', onSignal);
+process.on('SIGTERM', onSignal);
 
 process.exitCode = await run(process.argv.slice(2)).catch(fail);

@@ -38,6 +38,8 @@ export interface SubmitOptions {
   wait: boolean;
   /** Longest wait for results, ms. */
   timeoutMs: number;
+  /** Stops waiting early (e.g. Ctrl-C): what has not arrived stays queued for `collect`. */
+  signal?: AbortSignal;
 }
 
 export interface BatchOutcome {
@@ -56,6 +58,7 @@ export interface CollectOptions {
   onResult?: (r: Emitted) => void | Promise<void>;
   onProgress?: (done: number, total: number) => void;
   timeoutMs: number;
+  signal?: AbortSignal;
 }
 
 const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -229,7 +232,13 @@ export class PipelineClient {
     }
     // Waiting: start reading replies, publish the jobs and the manifest, all at once (results
     // that come before the consumer is ready simply wait in the queue).
-    const gatheringP = this.gather(batch, replyQueue, { onResult: opts.onResult, onProgress: opts.onProgress, timeoutMs: opts.timeoutMs, manifest });
+    const gatheringP = this.gather(batch, replyQueue, {
+      onResult: opts.onResult,
+      onProgress: opts.onProgress,
+      timeoutMs: opts.timeoutMs,
+      signal: opts.signal,
+      manifest,
+    });
     const published = Promise.all([publishJobs(), publishManifest()]);
     const gathering = await gatheringP.catch(async (err: unknown) => {
       await published.catch(() => {});
@@ -307,6 +316,7 @@ export class PipelineClient {
       onResult?: ((r: Emitted) => void | Promise<void>) | undefined;
       onProgress?: ((done: number, total: number) => void) | undefined;
       timeoutMs: number;
+      signal?: AbortSignal | undefined;
       manifest?: Manifest;
     },
   ): Promise<{ done: Promise<BatchOutcome>; stop: (completed: boolean) => Promise<void> }> {
@@ -393,6 +403,8 @@ export class PipelineClient {
     };
     await open();
     const timer = setTimeout(() => settle(false), opts.timeoutMs);
+    if (opts.signal?.aborted) settle(false);
+    opts.signal?.addEventListener('abort', () => settle(false), { once: true });
 
     /**
      * Ends the batch: on completion the held messages are acked and the queue deleted; on an

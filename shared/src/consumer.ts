@@ -422,14 +422,16 @@ function stripUndefined<T extends object>(o: T): Partial<T> {
 }
 
 /**
- * Resolves with the first SIGINT or SIGTERM. A second one gets Node's default
- * handling (the process ends at once), so a stuck shutdown can always be cut short.
+ * Resolves with the first SIGINT or SIGTERM; a second one calls `onSecond` (main.ts passes
+ * `process.exit`), so a stuck shutdown can always be cut short, even as a container's PID 1,
+ * where signals have no default action.
  */
-export function shutdownSignal(): Promise<NodeJS.Signals> {
+export function shutdownSignal(onSecond: (signal: NodeJS.Signals) => void): Promise<NodeJS.Signals> {
   return new Promise((resolve) => {
+    let first: NodeJS.Signals | undefined;
     const on = (signal: NodeJS.Signals) => {
-      process.removeListener('SIGINT', on);
-      process.removeListener('SIGTERM', on);
+      if (first) return onSecond(signal);
+      first = signal;
       resolve(signal);
     };
     process.on('SIGINT', on);

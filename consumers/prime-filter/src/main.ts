@@ -45,7 +45,7 @@ await serviceMain(SERVICE, async () => {
   });
   log.info({ workers: pool.threads }, 'sieve worker threads started');
 
-  const signal = await shutdownSignal();
+  const signal = await shutdownSignal(() => process.exit(130));
   log.info({ signal }, 'shutting down');
   await consumer.close();
   await pool.close();

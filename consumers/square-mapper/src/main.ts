@@ -37,7 +37,7 @@ await serviceMain(SERVICE, async () => {
     { config, log },
   );
 
-  const signal = await shutdownSignal();
+  const signal = await shutdownSignal(() => process.exit(130));
   log.info({ signal }, 'shutting down');
   await consumer.close();
 });

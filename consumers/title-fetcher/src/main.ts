@@ -28,7 +28,7 @@ await serviceMain(SERVICE, async () => {
     { config, log },
   );
 
-  const signal = await shutdownSignal();
+  const signal = await shutdownSignal(() => process.exit(130));
   log.info({ signal }, 'shutting down');
   // In-flight jobs finish (or are handed back) first; then the connection pool goes.
   await consumer.close();
