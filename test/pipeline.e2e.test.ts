@@ -105,7 +105,7 @@ describe('the pipeline, end to end', () => {
     const submit = await runCli(['range', '10', '20', '--no-wait', '--json']);
     expect(submit.code, submit.stderr).toBe(0);
     const { batch, jobs } = submit.lines[0] as { batch: string; jobs: number };
-    expect(jobs).toBe(1);
+    expect(jobs).toBe(2); // primes and squares go as one job each
     const collect = await runCli(['collect', batch, '--json']);
     expect(collect.code, collect.stderr).toBe(0);
     expect(collect.lines.map((l) => l.kind).sort()).toEqual(['primes', 'squares']);

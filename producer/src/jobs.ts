@@ -34,9 +34,13 @@ export function rangeJob(target: RangeTarget, range: RangeJob): JobSpec {
 
 /**
  * A range as jobs: one, or with `chunk` one per `chunk` numbers (the last may be shorter),
- * in ascending order, so all replicas of a service share the work.
+ * in ascending order, so all replicas of a service share the work. Primes and squares of
+ * the same range (`all`) go as two jobs, one per routing key, rather than one `range.all`
+ * message: `mandatory` only reports a message that reaches no queue at all, so a `range.all`
+ * job whose squares half is not bound would be confirmed and never answered.
  */
 export function rangeJobs(target: RangeTarget, range: RangeJob, chunk?: number): JobSpec[] {
+  if (target === 'all') return [...rangeJobs('primes', range, chunk), ...rangeJobs('squares', range, chunk)];
   if (chunk === undefined) return [rangeJob(target, range)];
   if (!Number.isSafeInteger(chunk) || chunk < 1) throw new RangeError(`chunk must be a positive integer, got ${chunk}`);
   const jobs: JobSpec[] = [];
