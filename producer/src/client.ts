@@ -240,6 +240,7 @@ export class PipelineClient {
       manifest,
     });
     const published = Promise.all([publishJobs(), publishManifest()]);
+    published.catch(() => {}); // handled below, once the consumer is ready; not "unhandled" meanwhile
     const gathering = await gatheringP.catch(async (err: unknown) => {
       await published.catch(() => {});
       throw err;

@@ -10,7 +10,7 @@ import { RESULT_TYPE, type Result, type ResultKind } from './messages/result.js'
 import { startHealthServer, type HealthServer } from './health.js';
 import { ServiceMetrics, type JobOutcome } from './metrics.js';
 import { Publisher } from './publisher.js';
-import { Exchanges, RETRY_TIERS, declareTopology, retryQueueName, topologyFor, type QueueSpec } from './topology.js';
+import { DELIVERY_LIMIT, Exchanges, RETRY_TIERS, declareTopology, retryQueueName, topologyFor, type QueueSpec } from './topology.js';
 
 /** Headers put on a dead-lettered message: why it was refused, and by whom. */
 /** Headers of a job waiting for another attempt. */
@@ -106,6 +106,16 @@ interface Session {
   channel: Channel;
   publisher: Publisher;
   consumerTag: string;
+  /**
+   * Careful mode: prefetch 1 and one job at a time. Every session starts careful, and goes
+   * back to it when a redelivered job shows up: a job that kills the service then takes only
+   * itself down (the broker counts a delivery against every job the dead consumer held).
+   */
+  careful: boolean;
+  /** Serialises jobs in careful mode. */
+  gate: Promise<unknown>;
+  switching: boolean;
+  subscriptions: number;
 }
 
 /**
@@ -134,33 +144,65 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
     channel.on('error', (err: Error) => log.warn({ err }, 'channel error'));
     channel.on('handler-error', (err: Error, event: string) => log.error({ err, event }, 'channel event handler threw'));
     await declareTopology(channel, topologyFor(def.queue));
-    await channel.prefetch(prefetch);
     const publisher = new Publisher(channel);
     const consumerTag = `${def.service}@${os.hostname()}#${process.pid}.${randomUUID().slice(0, 8)}`;
-    const current: Session = { model, channel, publisher, consumerTag };
+    const current: Session = { model, channel, publisher, consumerTag, careful: true, gate: Promise.resolve(), switching: false, subscriptions: 0 };
     channel.on('close', () => {
       if (session === current) setSession(undefined);
       // A channel can die while its connection lives on (e.g. a protocol error):
       // close the connection too, so recovery rebuilds everything.
       if (!stopping) model.close().catch(() => {});
     });
-    await channel.consume(
-      def.queue.name,
-      (msg) => {
-        if (msg === null) {
-          log.warn('broker cancelled the consumer (queue deleted?); reconnecting');
-          if (session === current) setSession(undefined);
-          model.close().catch(() => {});
-          return;
-        }
-        const task = handleDelivery(current, msg).finally(() => inFlight.delete(task));
-        inFlight.add(task);
-      },
-      { noAck: false, consumerTag, arguments: { 'x-pipeline-service': def.service } },
-    );
+    await subscribe(current);
     setSession(current);
-    log.info({ prefetch, consumerTag }, 'consuming');
+    log.info({ prefetch, consumerTag: current.consumerTag }, 'consuming');
   };
+
+  /** Starts consuming with the session's mode's prefetch, under a fresh consumer tag. */
+  async function subscribe(s: Session): Promise<void> {
+    await s.channel.prefetch(s.careful ? 1 : prefetch);
+    const tag = `${s.consumerTag.replace(/~\d+$/, '')}~${++s.subscriptions}`;
+    await s.channel.consume(def.queue.name, (msg) => onDelivery(s, msg), {
+      noAck: false,
+      consumerTag: tag,
+      arguments: { 'x-pipeline-service': def.service },
+    });
+    s.consumerTag = tag;
+  }
+
+  /** Switches between careful and normal mode: a new consumer with the other prefetch. */
+  async function resubscribe(s: Session, careful: boolean): Promise<void> {
+    if (s.switching || s.careful === careful || stopping) return;
+    s.switching = true;
+    s.careful = careful;
+    try {
+      await s.channel.cancel(s.consumerTag);
+      if (!stopping) await subscribe(s);
+      log.info({ careful, prefetch: careful ? 1 : prefetch }, careful ? 'a redelivered job: one job at a time for now' : 'back to full speed');
+    } catch (err) {
+      log.debug({ err }, 'could not switch consumer mode (channel closing?)');
+    } finally {
+      s.switching = false;
+    }
+  }
+
+  function onDelivery(s: Session, msg: ConsumeMessage | null): void {
+    if (msg === null) {
+      log.warn('broker cancelled the consumer (queue deleted?); reconnecting');
+      if (session === s) setSession(undefined);
+      s.model.close().catch(() => {});
+      return;
+    }
+    const suspect = msg.fields.redelivered || deliveryCount(msg) > 0;
+    if (suspect && !s.careful) void resubscribe(s, true);
+    const run = async () => {
+      const outcome = await handleDelivery(s, msg);
+      // A fresh job done without trouble: nothing is crashing us any more.
+      if (s.careful && !suspect && outcome !== 'handed_back') void resubscribe(s, false);
+    };
+    const task = (s.careful || suspect ? (s.gate = s.gate.then(run, run)) : run()).finally(() => inFlight.delete(task));
+    inFlight.add(task);
+  }
 
   async function deadLetter(s: Session, msg: ConsumeMessage, code: string, reason: string): Promise<void> {
     const { properties, fields } = msg;
@@ -283,7 +325,7 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
     return parsed.data;
   }
 
-  async function handleDelivery(s: Session, msg: ConsumeMessage): Promise<void> {
+  async function handleDelivery(s: Session, msg: ConsumeMessage): Promise<JobOutcome> {
     const started = performance.now();
     metrics.jobStarted();
     let outcome: JobOutcome = 'handed_back';
@@ -292,16 +334,30 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
     } finally {
       metrics.jobFinished(def.kind, outcome, (performance.now() - started) / 1000);
     }
+    return outcome;
   }
 
   /** Handles one delivery to its end (acked, or handed back); says how it ended. */
   async function work(s: Session, msg: ConsumeMessage): Promise<JobOutcome> {
     const correlationId = String(msg.properties.correlationId ?? '');
     const attempt = (Number(msg.properties.headers?.[RetryHeaders.attempts]) || 0) + 1;
-    const redeliveries = Number(msg.properties.headers?.['x-delivery-count'] ?? 0);
+    const redeliveries = deliveryCount(msg);
     const jobLog = log.child({ correlationId, messageId: msg.properties.messageId, attempt, ...(redeliveries ? { redeliveries } : {}) });
     const started = performance.now();
     try {
+      if (redeliveries >= DELIVERY_LIMIT - 1) {
+        // Delivered this often without ever being finished: it keeps killing whoever runs it.
+        // Do not run it again; park it with the reason and answer, rather than let the broker
+        // drop it silently at the delivery limit.
+        const reason = `delivered ${redeliveries + 1} times without being finished (the service died handling it each time); not run again`;
+        jobLog.error({ reason }, 'poison job; dead-lettered');
+        await deadLetter(s, msg, ErrorCodes.POISON_MESSAGE, reason);
+        if (msg.properties.replyTo && msg.properties.correlationId) {
+          await reply(s, msg, { ok: false, kind: def.kind, error: { code: ErrorCodes.POISON_MESSAGE, message: reason } });
+        }
+        s.channel.ack(msg);
+        return 'dead_lettered';
+      }
       let job: Job;
       try {
         job = parse(msg);
@@ -344,6 +400,11 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
         const wire = toWireError(err);
         if (retryable && attempt > 1) wire.message = `${wire.message} (gave up after ${attempt} attempts)`;
         result = { ok: false, kind: def.kind, error: wire };
+        if (retryable) {
+          // Out of attempts (or a bug): the sender gets the error, and operators find the job
+          // in pipeline.dead with the reason. Permanent failures (a 404) are just answers.
+          await deadLetter(s, msg, wire.code, wire.message);
+        }
       }
       await reply(s, msg, result);
       s.channel.ack(msg);
@@ -409,6 +470,11 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
       log.info('closed');
     },
   };
+}
+
+/** How many times the broker has delivered this job before (quorum queues' x-delivery-count). */
+function deliveryCount(msg: ConsumeMessage): number {
+  return Number(msg.properties.headers?.['x-delivery-count'] ?? 0) || 0;
 }
 
 function withoutKeys(headers: Record<string, unknown> | undefined, ...keys: string[]): Record<string, unknown> {

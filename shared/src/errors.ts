@@ -37,6 +37,8 @@ export const ErrorCodes = {
   NOT_HTML: 'PIPELINE_ERR_NOT_HTML',
   /** The document has no title within the bytes read. */
   NO_TITLE: 'PIPELINE_ERR_NO_TITLE',
+  /** A job kept killing the service that handled it; it is not run again. */
+  POISON_MESSAGE: 'PIPELINE_ERR_POISON_MESSAGE',
   /** A handler failed in a way nobody planned for. */
   INTERNAL: 'PIPELINE_ERR_INTERNAL',
 } as const;

@@ -101,6 +101,8 @@ export class LogBook {
 export interface Site {
   base: string;
   hits: Map<string, number>;
+  /** Called with every request's URL before it is answered (a test's hook). */
+  onRequest: ((url: string) => void) | undefined;
   close: () => Promise<void>;
 }
 
@@ -113,9 +115,11 @@ export const SLOW_PAGE_MS = 300;
  */
 export async function startSite(): Promise<Site> {
   const hits = new Map<string, number>();
+  const site: Partial<Site> = {};
   const server: Server = createServer((req, res) => {
     const url = req.url ?? '';
     hits.set(url, (hits.get(url) ?? 0) + 1);
+    site.onRequest?.(url);
     if (url.startsWith('/down')) return void res.writeHead(503).end('down');
     const m = /^\/(p|slow)\/(\d+)$/.exec(url);
     if (!m) return void res.writeHead(404).end();
@@ -127,15 +131,16 @@ export async function startSite(): Promise<Site> {
   server.keepAliveTimeout = 1000;
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
-  return {
+  return Object.assign(site, {
     base: `http://127.0.0.1:${port}`,
     hits,
+    onRequest: undefined,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();
         server.close(() => resolve());
       }),
-  };
+  }) as Site;
 }
 
 export interface RigOptions {

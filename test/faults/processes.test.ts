@@ -11,7 +11,7 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import { cliEntry } from '@amqp-pipeline/devtools';
-import { rangeJob, urlJob, type Emitted, type JobSpec } from '@amqp-pipeline/producer';
+import { rangeJob, rangeJobs, urlJob, type Emitted, type JobSpec } from '@amqp-pipeline/producer';
 import type { ConsumeMessage } from 'amqplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FULL, HEARTBEAT_SECONDS, Rig, submit } from './harness.js';
@@ -119,7 +119,7 @@ describe.skipIf(!FULL)('fault rows: processes and flow', () => {
     await rig.closeClient(client);
   });
 
-  it('when a job kills its service on every delivery (row 12), then the delivery limit sends it to pipeline.dead and the jobs delivered with it still get their results', async () => {
+  it('when a job kills its service whenever it is worked on (row 12), then it ends in pipeline.dead with the reason and an ok:false answer, and the jobs delivered with it still get their results', async () => {
     const ledger = new Ledger('12 poison job (crashes its service)');
     const client = await rig.client();
     const since = Date.now();
@@ -128,24 +128,25 @@ describe.skipIf(!FULL)('fault rows: processes and flow', () => {
     const poisonUrl = `${rig.site.base}/p/1?${token}`;
     const innocent = slowTitles(12_000, 10);
     let kills = 0;
-    const remove = rig.proxy.trap({
-      direction: 'down',
-      // A delivery of the job to the title fetcher (not the manifest the producer reads back).
-      marker: [token, 'pipeline.url-job.v1'],
-      onTrip: () => {
-        for (const s of rig.running('title-fetcher')) {
-          kills++;
-          s.child.kill('SIGKILL');
-        }
-      },
-    });
+    // The poison: fetching its page kills the service (before any answer), every time.
+    rig.site.onRequest = (url) => {
+      if (!url.includes(token)) return;
+      for (const s of rig.running('title-fetcher')) {
+        kills++;
+        s.child.kill('SIGKILL');
+      }
+    };
+    const remove = () => {
+      rig.site.onRequest = undefined;
+    };
     const dead: ConsumeMessage[] = [];
     await rig.admin(async (ch) => {
       const tap = await ch.assertQueue('', { exclusive: true });
       await ch.bindQueue(tap.queue, 'pipeline.dead-letter', '');
       await ch.consume(tap.queue, (m) => m && dead.push(m), { noAck: true });
       const jobs = [urlJob(poisonUrl), ...innocent.jobs];
-      const run = submit(client, ledger, jobs, { timeoutMs: 45_000, titles: { ...innocent.titles, [poisonUrl]: 'Page 1' } });
+      // The poison's answer is an error: ok:false with PIPELINE_ERR_POISON_MESSAGE.
+      const run = submit(client, ledger, jobs, { timeoutMs: 45_000, titles: { ...innocent.titles, [poisonUrl]: { code: 'PIPELINE_ERR_POISON_MESSAGE' } } });
       // Restart the service after each crash, a bounded number of times, until the poison is dead-lettered.
       for (let i = 0; i < 10; i++) {
         const poisonDead = dead.some((m) => m.content.toString().includes(token));
@@ -165,15 +166,17 @@ describe.skipIf(!FULL)('fault rows: processes and flow', () => {
     ledger.deadLettered = dead.length;
     ledger.redeliveries = rig.log.redeliveries(since);
     const death = poison[0]?.properties.headers?.['x-death'] as { reason?: string; count?: number }[] | undefined;
+    const code = poison[0]?.properties.headers?.['x-pipeline-error-code'];
     ledger.notes.push(
-      `${kills} crashes; poison dead-lettered: ${poison.length} (x-death reason ${String(death?.[0]?.reason)}); innocent jobs dead-lettered with it: ${innocentsDead.length}; the sender gets no result for the poison`,
+      `${kills} crashes; poison dead-lettered: ${poison.length} (${code ? `by the service: ${String(code)}` : `by the broker: x-death reason ${String(death?.[0]?.reason)}`}); innocent jobs dead-lettered with it: ${innocentsDead.length}`,
     );
     const f = report.add(ledger.figures());
     expect(poison).toHaveLength(1);
-    expect(kills).toBeLessThanOrEqual(6);
-    // The promise: only the poison job is lost to the crashes (and it waits in pipeline.dead).
+    expect(poison[0]?.properties.headers?.['x-pipeline-reason']).toMatch(/delivered \d+ times without being finished/);
+    expect(kills).toBeLessThanOrEqual(5);
+    // The promise: the crashes take nobody else with them, and even the poison gets an answer.
     expect(innocentsDead, 'innocent jobs dead-lettered because they were in flight at each crash').toHaveLength(0);
-    expect(f.lost).toBe(1);
+    expect(f.lost).toBe(0);
     await rig.closeClient(client);
   });
 
@@ -242,18 +245,20 @@ describe.skipIf(!FULL)('fault rows: processes and flow', () => {
     }
   });
 
-  it('when only one of a range.all job\'s two queues is bound (row 14b), then the publish is refused too, not half-delivered', async () => {
-    const ledger = new Ledger('14b half-routable publish (range.all)');
+  it('when only one half of a primes-and-squares request can be routed (row 14b), then the publish is refused, not half-delivered', async () => {
+    // The producer sends `pipeline range` as one job per routing key (rangeJobs('all')), so
+    // `mandatory` sees the half that has no queue.
+    const ledger = new Ledger('14b half-routable request (range)');
     const client = await rig.client();
-    await rig.admin((ch) => ch.unbindQueue('pipeline.squares', 'pipeline.ranges', 'range.all'));
+    await rig.admin((ch) => ch.unbindQueue('pipeline.squares', 'pipeline.ranges', 'range.squares'));
     try {
-      const run = submit(client, ledger, [rangeJob('all', { from: 2, to: 30 })], { timeoutMs: 5000 });
+      const run = submit(client, ledger, rangeJobs('all', { from: 2, to: 30 }), { timeoutMs: 5000 });
       const first = await run.done;
       ledger.notes.push(first.error ? `rejected: ${String((first.error as { code?: string }).code)}` : `accepted; ${first.outcome?.missing.length ?? 0} result(s) never came (waited for the timeout)`);
       report.add(ledger.figures());
       expect((first.error as { code?: string } | undefined)?.code, 'a job whose expected results cannot all be produced').toBe('PIPELINE_ERR_UNROUTABLE');
     } finally {
-      await rig.admin((ch) => ch.bindQueue('pipeline.squares', 'pipeline.ranges', 'range.all'));
+      await rig.admin((ch) => ch.bindQueue('pipeline.squares', 'pipeline.ranges', 'range.squares'));
       await rig.closeClient(client);
     }
   });
