@@ -10,7 +10,9 @@ import {
   declareReplyQueue,
   declareTopology,
   isPipelineError,
+  manifestQueueName,
   replyQueueName,
+  ManifestSchema,
   type Config,
   type Logger,
   type Manifest,
@@ -69,6 +71,10 @@ const REPLY_PREFETCH = 256;
 const REPLY_WINDOW_BYTES = 16 * 1024 * 1024;
 /** Never fewer than this, so parts keep flowing. */
 const REPLY_PREFETCH_MIN = 4;
+/** How often printed replies are checkpointed (manifest rewritten, then acked), ms... */
+const CHECKPOINT_MS = 1000;
+/** ...or sooner, once this many are waiting. */
+const CHECKPOINT_REPLIES = 2000;
 
 /**
  * Declares the topology so jobs have somewhere to wait even before any service has run.
@@ -186,6 +192,7 @@ export class PipelineClient {
     const manifest: Manifest = {
       batch,
       createdAt: new Date().toISOString(),
+      revision: 0,
       output: opts.output,
       ...(opts.request ? { request: opts.request } : {}),
       jobs: jobs.map((j, i) => ({ id: correlationIdFor(batch, i), kinds: j.kinds, input: j.body })),
@@ -217,7 +224,7 @@ export class PipelineClient {
     const publishManifest = () =>
       this.publishReliably(
         '',
-        replyQueue,
+        manifestQueueName(batch),
         Buffer.from(JSON.stringify(manifest)),
         { messageId: `${batch}.manifest`, contentType: 'application/json', persistent: true, type: MANIFEST_TYPE, appId: 'pipeline' },
         deadline,
@@ -295,8 +302,26 @@ export class PipelineClient {
         { cause },
       );
     }
-    const gathering = await this.gather(batch, replyQueue, opts);
+    const manifest = await this.readManifest(batch);
+    const gathering = await this.gather(batch, replyQueue, { ...opts, ...(manifest ? { manifest } : {}) });
     return gathering.done;
+  }
+
+  /** The batch's latest manifest, read without taking it out of its queue. */
+  private async readManifest(batch: string): Promise<Manifest | undefined> {
+    const ch = await this.model.createChannel();
+    ch.on('error', () => {});
+    try {
+      const msg = await ch.get(manifestQueueName(batch), { noAck: false });
+      if (!msg) return undefined;
+      ch.nack(msg, false, true);
+      const parsed = ManifestSchema.safeParse(JSON.parse(msg.content.toString('utf8')));
+      return parsed.success && parsed.data.batch === batch ? parsed.data : undefined;
+    } catch {
+      return undefined; // no manifest queue: the producer died before it wrote one
+    } finally {
+      await ch.close().catch(() => {});
+    }
   }
 
   async close(): Promise<void> {
@@ -305,10 +330,13 @@ export class PipelineClient {
   }
 
   /**
-   * Consumes a batch's reply queue. A reply is acknowledged once what it carries has been
-   * emitted; the manifest (and summaries to be added up) only when the batch is complete,
-   * and then the queue is deleted. On timeout or failure, a manifest of what is still owed
-   * replaces the old one and everything unemitted goes back to the queue, for `collect`.
+   * Consumes a batch's reply queue. Replies whose results were written out are acknowledged
+   * at checkpoints (about every second): first a manifest of what is still owed replaces the
+   * old one (confirmed), then the acks go. So a producer killed at any moment leaves a
+   * manifest and a queue that agree, and `collect` prints only what it never printed (at
+   * worst the last second's results, printed but not yet checkpointed, come again).
+   * Summaries to be added up are held until the batch is complete; then everything is acked
+   * and the queues deleted.
    */
   private async gather(
     batch: string,
@@ -321,14 +349,19 @@ export class PipelineClient {
       manifest?: Manifest;
     },
   ): Promise<{ done: Promise<BatchOutcome>; stop: (completed: boolean) => Promise<void> }> {
-    // Replies are acknowledged once what they carried has been written out, so a slow
-    // reader (a pipe) holds back the broker instead of filling this process's memory.
+    // Replies are acknowledged at checkpoints, after what they carried has been written out,
+    // so a slow reader (a pipe) holds back the broker instead of filling this process's memory.
     let written: Promise<void> = Promise.resolve();
     // The channel each delivery came on: a message is acknowledged only on its own channel,
     // and only while that channel is the current one (never a tag of a dead channel).
     const origin = new WeakMap<object, Channel>();
     let channel: Channel | undefined;
     const alive = (m: object) => channel !== undefined && origin.get(m) === channel;
+    /** Released replies waiting for the next checkpoint: just channel and tag, not content. */
+    let pendingAcks: { ch: Channel; tag: number }[] = [];
+    const manifestQueue = manifestQueueName(batch);
+    let revision = opts.manifest?.revision ?? 0;
+    let emittedAtCheckpoint = 0;
     const collector = new BatchCollector(
       batch,
       (r) => {
@@ -342,6 +375,42 @@ export class PipelineClient {
       const ch = origin.get(m);
       if (ch && ch === channel) ch.ack(m as ConsumeMessage);
     };
+    const ackTag = ({ ch, tag }: { ch: Channel; tag: number }) => {
+      if (ch === channel) ch.ack({ fields: { deliveryTag: tag } } as ConsumeMessage);
+    };
+
+    /** Writes the manifest of what is still owed (if anything was printed since), then acks. */
+    const checkpoint = async (): Promise<void> => {
+      await written.catch(() => {});
+      const toAck = pendingAcks;
+      pendingAcks = [];
+      if (collector.emittedCount > emittedAtCheckpoint) {
+        const remaining = collector.remainingManifest();
+        if (remaining) {
+          const emitted = collector.emittedCount;
+          await (await this.livePublisher()).publish('', manifestQueue, Buffer.from(JSON.stringify({ ...remaining, revision: ++revision })), {
+            contentType: 'application/json',
+            persistent: true,
+            type: MANIFEST_TYPE,
+            appId: 'pipeline',
+          });
+          emittedAtCheckpoint = emitted;
+        }
+      }
+      for (const a of toAck) ackTag(a);
+    };
+    let checkpointing: Promise<void> | undefined;
+    const checkpointSoon = () => {
+      checkpointing ??= checkpoint()
+        .catch((err: unknown) => this.log.debug({ err }, 'checkpoint failed; the replies stay unacknowledged'))
+        .finally(() => {
+          checkpointing = undefined;
+        });
+      return checkpointing;
+    };
+    const ticker = setInterval(() => {
+      if (pendingAcks.length) void checkpointSoon();
+    }, CHECKPOINT_MS);
     let prefetch = REPLY_PREFETCH;
     let avgBytes = 256;
 
@@ -353,21 +422,21 @@ export class PipelineClient {
     const onMessage = (ch: Channel) => (msg: ConsumeMessage | null) => {
       if (msg === null) return settle(false); // the queue was deleted
       origin.set(msg, ch);
-      const release = collector.accept(msg);
-      if (release.length) {
-        void written.then(() => {
-          if (!stopped) for (const m of release) ack(m);
-        });
+      for (const m of collector.accept(msg)) {
+        const from = origin.get(m);
+        if (from) pendingAcks.push({ ch: from, tag: (m as ConsumeMessage).fields.deliveryTag });
       }
       opts.onProgress?.(collector.doneCount, collector.expectedCount);
       if (collector.complete) return settle(true);
+      if (pendingAcks.length >= CHECKPOINT_REPLIES) void checkpointSoon();
       // The window: about REPLY_WINDOW_BYTES of replies in flight, plus room for replies held
       // back out of turn (they must never fill it, or the one in turn could not arrive).
       avgBytes = avgBytes * 0.8 + msg.content.length * 0.2;
       const byBytes = Math.floor(REPLY_WINDOW_BYTES / Math.max(1, avgBytes));
-      const wanted = Math.max(REPLY_PREFETCH_MIN, Math.min(REPLY_PREFETCH, byBytes)) + collector.held;
-      if (wanted > prefetch * 1.5 || wanted < prefetch / 2 || collector.held >= prefetch - 2) {
-        prefetch = Math.max(wanted, collector.held + REPLY_PREFETCH_MIN);
+      const unacked = collector.held + pendingAcks.length;
+      const wanted = Math.max(REPLY_PREFETCH_MIN, Math.min(REPLY_PREFETCH, byBytes)) + unacked;
+      if (wanted > prefetch * 1.5 || wanted < prefetch / 2 || unacked >= prefetch - 2) {
+        prefetch = Math.max(wanted, unacked + REPLY_PREFETCH_MIN);
         ch.prefetch(prefetch, true).catch(() => {});
       }
     };
@@ -416,18 +485,22 @@ export class PipelineClient {
       if (stopping) return;
       stopping = true;
       clearTimeout(timer);
+      clearInterval(ticker);
       const finalMessages = completed ? collector.finish() : []; // emits combined results now
       const cleanup = (async () => {
-        await written.catch(() => {}); // lets the acks of what was written go out first
+        await checkpointing?.catch(() => {});
+        await written.catch(() => {});
         stopped = true;
         const ch = channel;
         try {
           if (completed && ch) {
+            for (const a of pendingAcks) ackTag(a);
             for (const m of finalMessages) ack(m);
             await ch.deleteQueue(replyQueue).catch(() => {});
+            await ch.deleteQueue(manifestQueue).catch(() => {});
           } else if (ch) {
-            // Bounded: with the connection down there is nothing to replace.
-            await Promise.race([this.replaceManifest(collector, replyQueue, ch), new Promise((r) => setTimeout(r, 5000).unref())]).catch(() => {});
+            // A last checkpoint; bounded, since with the connection down there is nothing to write.
+            await Promise.race([checkpoint(), new Promise((r) => setTimeout(r, 5000).unref())]).catch(() => {});
           }
         } finally {
           channel = undefined;
@@ -437,7 +510,7 @@ export class PipelineClient {
       this.cleanups.add(cleanup);
       void cleanup.finally(() => this.cleanups.delete(cleanup));
       if (!completed) {
-        // An early stop must have its manifest replaced before anyone may `collect`.
+        // An early stop must have its manifest written before anyone may `collect`.
         await cleanup.catch(() => {});
         collector.flushUnmatched();
       }
@@ -456,20 +529,4 @@ export class PipelineClient {
     return { done, stop };
   }
 
-  /**
-   * On an early stop: if some results were already emitted (and acknowledged), writes a
-   * manifest of what is still owed and drops the old one, so `collect` waits only for the rest.
-   */
-  private async replaceManifest(collector: BatchCollector, replyQueue: string, channel: Channel): Promise<void> {
-    const old = collector.manifestMessage;
-    const remaining = collector.remainingManifest();
-    if (!old || !remaining || collector.emittedCount === 0) return;
-    await (await this.livePublisher()).publish('', replyQueue, Buffer.from(JSON.stringify(remaining)), {
-      contentType: 'application/json',
-      persistent: true,
-      type: MANIFEST_TYPE,
-      appId: 'pipeline',
-    });
-    channel.ack(old as ConsumeMessage);
-  }
 }

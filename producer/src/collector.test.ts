@@ -6,6 +6,7 @@ const batch = 'B1';
 const manifest = (output: Manifest['output'], jobs: Manifest['jobs'], request?: Record<string, unknown>): Manifest => ({
   batch,
   createdAt: '2026-11-29T00:00:00Z',
+  revision: 0,
   output,
   ...(request ? { request } : {}),
   jobs,

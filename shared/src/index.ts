@@ -12,6 +12,7 @@ export {
   retryQueueName,
   REPLY_QUEUE_PREFIX,
   replyQueueName,
+  manifestQueueName,
   declareTopology,
   declareReplyQueue,
   topologyFor,

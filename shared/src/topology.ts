@@ -173,12 +173,27 @@ export async function declareTopology(ch: Channel, t: Topology = topology): Prom
   for (const b of t.bindings) await ch.bindQueue(b.queue, b.exchange, b.routingKey);
 }
 
-/** Declares a batch's reply queue: durable, so results outlive the producer; expires when unused. */
+/**
+ * Where a batch's manifest lives: a queue that keeps only its newest message
+ * (x-max-length 1), so writing a new manifest replaces the old one in one step.
+ */
+export function manifestQueueName(batch: string): string {
+  return `${REPLY_QUEUE_PREFIX}${batch}.manifest`;
+}
+
+/**
+ * Declares a batch's reply queue and manifest queue: durable, so results outlive the
+ * producer (and a broker restart); both expire when unused for `ttlMs`.
+ */
 export async function declareReplyQueue(ch: Channel, batch: string, ttlMs: number): Promise<string> {
   const name = replyQueueName(batch);
   await ch.assertQueue(name, {
     durable: true,
     arguments: { 'x-queue-type': 'classic', 'x-expires': ttlMs },
+  });
+  await ch.assertQueue(manifestQueueName(batch), {
+    durable: true,
+    arguments: { 'x-queue-type': 'classic', 'x-expires': ttlMs, 'x-max-length': 1 },
   });
   return name;
 }

@@ -193,6 +193,7 @@ describe.skipIf(!FULL)('fault rows: processes and flow', () => {
     cli.stdin.end(Object.keys(t.titles).join('\n'));
     let batch = '';
     let printed = 0;
+    const printedAt: number[] = [];
     const firstRun = new Promise<void>((resolve) => {
       createInterface({ input: cli.stdout }).on('line', (line) => {
         const l = JSON.parse(line) as Record<string, unknown>;
@@ -202,14 +203,20 @@ describe.skipIf(!FULL)('fault rows: processes and flow', () => {
           ledger.confirmed = t.jobs.length; // results are printed only after the manifest, i.e. after every confirm
         }
         ledger.record(toEmitted(l));
+        printedAt.push(Date.now());
         if (++printed === 10) resolve();
       });
     });
     const exited = new Promise<number | null>((resolve) => cli.once('exit', (code) => resolve(code)));
     await Promise.race([firstRun, sleep(30_000)]);
     ledger.markFault();
+    const killedAt = Date.now();
     cli.kill('SIGKILL');
     await exited;
+    // The producer checkpoints (manifest of what is owed, then acks) about every second: what
+    // it printed since its last checkpoint is still owed, so collect prints it again. Nothing
+    // printed earlier may come twice.
+    const unCheckpointed = printedAt.filter((t) => killedAt - t < 1500).length;
     expect(batch).not.toBe('');
     const collect = spawn(process.execPath, [cliEntry(), 'collect', batch, '--json', '--timeout', '20'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
@@ -220,10 +227,12 @@ describe.skipIf(!FULL)('fault rows: processes and flow', () => {
       ledger.record(toEmitted(JSON.parse(line) as Record<string, unknown>));
     });
     const code = await new Promise<number | null>((resolve) => collect.once('exit', (c) => resolve(c)));
-    ledger.notes.push(`first run printed ${printed}, collect printed ${collected} and exited ${String(code)}${code === 4 ? ' (waited for results the killed run had already printed)' : ''}`);
+    ledger.notes.push(
+      `first run printed ${printed} (${unCheckpointed} in its last 1.5 s), collect printed ${collected} and exited ${String(code)}; printed by both: results after the last checkpoint`,
+    );
     const f = report.add(ledger.figures());
     expect(f).toMatchObject({ lost: 0, wrong: 0 });
-    expect(f.outputDuplicates, 'results printed by both runs').toBe(0);
+    expect(f.outputDuplicates, 'results printed by both runs').toBeLessThanOrEqual(unCheckpointed);
     expect(code, stderr).toBe(0);
   });
 

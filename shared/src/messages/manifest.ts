@@ -12,14 +12,17 @@ export const OutputMode = z.enum(['ordered', 'combine', 'independent']);
 export type OutputMode = z.infer<typeof OutputMode>;
 
 /**
- * Written by the producer into a batch's own reply queue once every job is confirmed,
+ * Written by the producer into the batch's manifest queue (which keeps only the newest),
  * so a later `pipeline collect` knows which results to expect and how to present them.
- * When a collector stops early it replaces the manifest with one listing only what is
- * still owed (jobs left, and for lists sent in parts, the next part expected).
+ * While it prints results, the producer checkpoints: it writes a manifest listing only
+ * what is still owed (jobs left, and for lists sent in parts, the next part expected), and
+ * only then acknowledges the replies it printed.
  */
 export const ManifestSchema = z.object({
   batch: z.string(),
   createdAt: z.string(),
+  /** Counts up with each checkpoint. */
+  revision: z.number().int().min(0).default(0),
   output: OutputMode.default('independent'),
   /** The whole request, for printing combined results: e.g. `{from, to}` of the range before chunking. */
   request: z.record(z.string(), z.unknown()).optional(),
