@@ -488,7 +488,8 @@ export class PipelineClient {
       clearInterval(ticker);
       const finalMessages = completed ? collector.finish() : []; // emits combined results now
       const cleanup = (async () => {
-        await checkpointing?.catch(() => {});
+        // Bounded: with the connection down, a checkpoint under way cannot finish.
+        await Promise.race([checkpointing?.catch(() => {}), delay(5000)]);
         await written.catch(() => {});
         stopped = true;
         const ch = channel;
@@ -500,7 +501,7 @@ export class PipelineClient {
             await ch.deleteQueue(manifestQueue).catch(() => {});
           } else if (ch) {
             // A last checkpoint; bounded, since with the connection down there is nothing to write.
-            await Promise.race([checkpoint(), new Promise((r) => setTimeout(r, 5000).unref())]).catch(() => {});
+            await Promise.race([checkpoint(), delay(5000)]).catch(() => {});
           }
         } finally {
           channel = undefined;

@@ -116,6 +116,10 @@ interface Session {
   gate: Promise<unknown>;
   switching: boolean;
   subscriptions: number;
+  /** Every consumer tag of this session (all are cancelled on shutdown). */
+  tags: string[];
+  /** The full-prefetch consumer, while not careful. */
+  bigTag: string | undefined;
 }
 
 /**
@@ -146,7 +150,18 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
     await declareTopology(channel, topologyFor(def.queue));
     const publisher = new Publisher(channel);
     const consumerTag = `${def.service}@${os.hostname()}#${process.pid}.${randomUUID().slice(0, 8)}`;
-    const current: Session = { model, channel, publisher, consumerTag, careful: true, gate: Promise.resolve(), switching: false, subscriptions: 0 };
+    const current: Session = {
+      model,
+      channel,
+      publisher,
+      consumerTag,
+      careful: true,
+      gate: Promise.resolve(),
+      switching: false,
+      subscriptions: 0,
+      tags: [],
+      bigTag: undefined,
+    };
     channel.on('close', () => {
       if (session === current) setSession(undefined);
       // A channel can die while its connection lives on (e.g. a protocol error):
@@ -158,27 +173,44 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
     log.info({ prefetch, consumerTag: current.consumerTag }, 'consuming');
   };
 
-  /** Starts consuming with the session's mode's prefetch, under a fresh consumer tag. */
-  async function subscribe(s: Session): Promise<void> {
-    await s.channel.prefetch(s.careful ? 1 : prefetch);
-    const tag = `${s.consumerTag.replace(/~\d+$/, '')}~${++s.subscriptions}`;
+  /**
+   * Adds a consumer to the session's channel with the given prefetch. A session keeps a
+   * prefetch-1 consumer all along and adds a full-prefetch one while nothing is crashing:
+   * adding and cancelling the big one switches modes without touching the small one.
+   */
+  async function addConsumer(s: Session, n: number): Promise<string> {
+    await s.channel.prefetch(n);
+    const tag = `${s.consumerTag}~${++s.subscriptions}`;
     await s.channel.consume(def.queue.name, (msg) => onDelivery(s, msg), {
       noAck: false,
       consumerTag: tag,
       arguments: { 'x-pipeline-service': def.service },
     });
-    s.consumerTag = tag;
+    s.tags.push(tag);
+    return tag;
   }
 
-  /** Switches between careful and normal mode: a new consumer with the other prefetch. */
+  async function subscribe(s: Session): Promise<void> {
+    await addConsumer(s, 1);
+  }
+
+  /** Careful: cancel the full-prefetch consumer. Normal: add one. */
   async function resubscribe(s: Session, careful: boolean): Promise<void> {
     if (s.switching || s.careful === careful || stopping) return;
     s.switching = true;
     s.careful = careful;
     try {
-      await s.channel.cancel(s.consumerTag);
-      if (!stopping) await subscribe(s);
-      log.info({ careful, prefetch: careful ? 1 : prefetch }, careful ? 'a redelivered job: one job at a time for now' : 'back to full speed');
+      if (careful) {
+        const big = s.bigTag;
+        s.bigTag = undefined;
+        if (big) {
+          s.tags = s.tags.filter((t) => t !== big);
+          await s.channel.cancel(big);
+        }
+      } else if (prefetch > 1) {
+        s.bigTag = await addConsumer(s, prefetch);
+      }
+      log.info({ careful, prefetch: careful ? 1 : prefetch }, careful ? 'a redelivered job: one job at a time for now' : 'full speed');
     } catch (err) {
       log.debug({ err }, 'could not switch consumer mode (channel closing?)');
     } finally {
@@ -457,7 +489,7 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
       stopping = true;
       metrics.setConsuming(false);
       const s = session;
-      if (s) await s.channel.cancel(s.consumerTag).catch(() => {});
+      if (s) for (const tag of s.tags) await s.channel.cancel(tag).catch(() => {});
       log.info({ inFlight: inFlight.size }, 'stopped consuming; finishing in-flight jobs');
       const grace = new Promise<'timeout'>((resolve) => setTimeout(resolve, config.SHUTDOWN_GRACE_MS, 'timeout').unref());
       const outcome = await Promise.race([Promise.allSettled([...inFlight]).then(() => 'done' as const), grace]);
