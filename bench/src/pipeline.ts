@@ -188,7 +188,8 @@ const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, 
 
 export async function run(): Promise<Row[]> {
   const config = loadConfig(process.env);
-  const prefetch = Number(SERVICE_PREFETCH ?? config.PREFETCH ?? 4);
+  // The same window the prime-filter service uses (its default PREFETCH is 16).
+  const prefetch = Number(SERVICE_PREFETCH ?? config.PREFETCH ?? 16);
   const ceiling = await bareRequestReply(config.AMQP_URL, JOBS, WINDOW, prefetch);
   const one = await ourThroughput(config, 1, JOBS);
   const two = await ourThroughput(config, 2, JOBS);

@@ -28,7 +28,58 @@ import { Worker } from 'node:worker_threads';
 import { Agent, request } from 'undici';
 import { publicAddressesOnly } from '@amqp-pipeline/title-fetcher/dist/address-policy.js';
 import { createTitleFetcher } from '@amqp-pipeline/title-fetcher/dist/title-fetcher.js';
+import { readFileSync } from 'node:fs';
+import { ServiceProcess } from '@amqp-pipeline/devtools';
+import { PipelineClient, urlJob } from '@amqp-pipeline/producer';
+import { createLogger, loadConfig } from '@amqp-pipeline/shared';
 import type { Row } from './table.js';
+
+/** URLs waiting in the queue for the memory row. */
+const QUEUED = Number(process.env.BENCH_TITLES_QUEUED ?? 10_000);
+
+function rssMb(pid: number): number {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) / 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * The whole pipeline: a title-fetcher service (prefetch = IN_FLIGHT, per-host limit lifted
+ * to match, private addresses allowed for the local pages), jobs published and results
+ * collected by the producer library. Returns pages/s and the service's peak RSS.
+ */
+async function throughPipeline(urls: string[]): Promise<{ pagesPerSecond: number; peakMb: number }> {
+  const config = loadConfig(process.env);
+  const proc = new ServiceProcess('title-fetcher', {
+    env: {
+      AMQP_URL: config.AMQP_URL,
+      PREFETCH: String(IN_FLIGHT),
+      FETCH_PER_HOST_CONCURRENCY: String(IN_FLIGHT),
+      FETCH_ALLOW_PRIVATE: 'true',
+    },
+  });
+  let peakMb = 0;
+  const timer = setInterval(() => (peakMb = Math.max(peakMb, rssMb(proc.pid ?? 0))), 100);
+  try {
+    await proc.ready;
+    const client = await PipelineClient.connect(config, createLogger('bench', { level: 'error' }, 2));
+    try {
+      const started = performance.now();
+      const outcome = await client.submit(urls.map(urlJob), { wait: true, output: 'independent', timeoutMs: 600_000 });
+      const secs = (performance.now() - started) / 1000;
+      if (!outcome.complete || outcome.failed) throw new Error(`titles through the pipeline: ${outcome.failed} failed, complete ${outcome.complete}`);
+      return { pagesPerSecond: urls.length / secs, peakMb };
+    } finally {
+      await client.close();
+    }
+  } finally {
+    clearInterval(timer);
+    await proc.stop();
+  }
+}
 
 const SUITE = 'titles';
 const PAGES = 2000;
@@ -232,6 +283,9 @@ export async function run(): Promise<Row[]> {
     }
     const [bare, ours, oursDefault] = measured as [Measurement, Measurement, Measurement];
     const python = aiohttpAvailable() ? await measureAiohttp(urls) : undefined;
+    const pipeline = await throughPipeline(urls);
+    const queuedUrls = Array.from({ length: QUEUED }, (_, i) => `${server.base}/page/${i % PAGES}`);
+    const queued = await throughPipeline(queuedUrls);
 
     const rows: Row[] = [
       {
@@ -263,11 +317,37 @@ export async function run(): Promise<Row[]> {
         note: `what the politeness limit costs a one-host batch${missing(oursDefault)}`,
       },
     ];
+    rows.push(
+      {
+        suite: SUITE,
+        case: `end to end through the pipeline (1 title-fetcher, prefetch ${IN_FLIGHT}), ${what}`,
+        ours: pipeline.pagesPerSecond,
+        baseline: bare.pagesPerSecond,
+        baselineName: 'bare undici loop',
+        unit: 'pages/s',
+        higherIsBetter: true,
+        target: '>= 0.8x bare undici',
+        met: pipeline.pagesPerSecond >= 0.8 * bare.pagesPerSecond,
+        note: 'jobs published, fetched, answered and collected through the broker',
+      },
+      {
+        suite: SUITE,
+        case: `title-fetcher RSS with ${QUEUED} URLs queued`,
+        ours: queued.peakMb,
+        unit: 'MB',
+        higherIsBetter: false,
+        target: '< 200 MB',
+        met: queued.peakMb < 200,
+        note: `${queued.pagesPerSecond.toFixed(0)} pages/s draining them`,
+      },
+    );
     if (python) {
       rows.push({
         suite: SUITE,
-        case: `title fetcher (per-host limit ${IN_FLIGHT}) vs the original aiohttp client, ${what}`,
-        ours: ours.pagesPerSecond,
+        case: `end to end through the pipeline vs the original aiohttp client, ${what}`,
+        ours: pipeline.pagesPerSecond,
+        target: 'ahead of aiohttp',
+        met: pipeline.pagesPerSecond > python.pagesPerSecond,
         baseline: python.pagesPerSecond,
         baselineName: 'Python aiohttp, semaphore 100 + regex',
         unit: 'pages/s',

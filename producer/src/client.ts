@@ -7,6 +7,7 @@ import {
   Publisher,
   connectBroker,
   connectionNameFor,
+  tlsFiles,
   declareReplyQueue,
   declareTopology,
   isPipelineError,
@@ -167,6 +168,7 @@ export class PipelineClient {
       connectionName,
       heartbeatSeconds: config.HEARTBEAT_SECONDS,
       connectRetries: config.CONNECT_RETRIES,
+      tls: tlsFiles(config),
       log,
     });
     try {

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import amqp, { type ChannelModel, type RecoveringChannelModel } from 'amqplib';
 import { redactUrl } from './config.js';
@@ -13,6 +14,8 @@ export interface BrokerOptions {
   heartbeatSeconds: number;
   /** Attempts at start-up before `connectBroker` rejects; later reconnects never give up. */
   connectRetries: number;
+  /** PEM files for amqps://: the CA to trust, a client certificate and its key. */
+  tls?: { caFile?: string | undefined; certFile?: string | undefined; keyFile?: string | undefined } | undefined;
   log: Logger;
   /**
    * Runs after every successful (re)connect, before the connection is handed out:
@@ -50,7 +53,13 @@ export function brokerHelp(url: string): string {
  */
 export async function connectBroker(opts: BrokerOptions): Promise<RecoveringChannelModel> {
   const { log } = opts;
+  const tls = {
+    ...(opts.tls?.caFile ? { ca: [readFileSync(opts.tls.caFile)] } : {}),
+    ...(opts.tls?.certFile ? { cert: readFileSync(opts.tls.certFile) } : {}),
+    ...(opts.tls?.keyFile ? { key: readFileSync(opts.tls.keyFile) } : {}),
+  };
   const model = await amqp.connect(withHeartbeat(opts.url, opts.heartbeatSeconds), {
+    ...tls,
     noDelay: true,
     clientProperties: { connection_name: opts.connectionName, pid: process.pid },
     recovery: {
@@ -82,4 +91,9 @@ export async function connectBroker(opts: BrokerOptions): Promise<RecoveringChan
     });
   }
   return model;
+}
+
+/** The TLS files of a config, for BrokerOptions.tls. */
+export function tlsFiles(config: { AMQP_CA_FILE?: string | undefined; AMQP_CERT_FILE?: string | undefined; AMQP_KEY_FILE?: string | undefined }): BrokerOptions['tls'] {
+  return { caFile: config.AMQP_CA_FILE, certFile: config.AMQP_CERT_FILE, keyFile: config.AMQP_KEY_FILE };
 }

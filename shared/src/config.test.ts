@@ -37,3 +37,16 @@ describe('loadConfig', () => {
     expect(redactUrl('amqp://host')).toBe('amqp://host');
   });
 });
+
+describe('loadConfig with files', () => {
+  it('when AMQP_URL_FILE names a file (a mounted secret), then the URL is read from it; a missing file is a config error', async () => {
+    const { mkdtempSync, writeFileSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const { tmpdir } = await import('node:os');
+    const dir = mkdtempSync(join(tmpdir(), 'pipeline-config-'));
+    writeFileSync(join(dir, 'url'), 'amqps://svc:secret@broker.example:5671/prod\n');
+    expect(loadConfig({ AMQP_URL_FILE: join(dir, 'url') }).AMQP_URL).toBe('amqps://svc:secret@broker.example:5671/prod');
+    expect(loadConfig({ AMQP_URL: 'amqp://a', AMQP_URL_FILE: join(dir, 'url') }).AMQP_URL).toBe('amqp://a');
+    expect(() => loadConfig({ AMQP_URL_FILE: join(dir, 'missing') })).toThrow(expect.objectContaining({ code: ErrorCodes.CONFIG }));
+  });
+});

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { ErrorCodes, PipelineError } from './errors.js';
 
@@ -24,6 +25,12 @@ const schema = z.object({
     .string()
     .regex(/^amqps?:\/\//, 'must start with amqp:// or amqps://')
     .default('amqp://guest:guest@127.0.0.1:5672'),
+  /** A file holding the broker URL (a mounted secret); used when AMQP_URL is not set. */
+  AMQP_URL_FILE: z.string().min(1).optional(),
+  /** For amqps://: PEM files of the CA to trust, and of a client certificate and its key. */
+  AMQP_CA_FILE: z.string().min(1).optional(),
+  AMQP_CERT_FILE: z.string().min(1).optional(),
+  AMQP_KEY_FILE: z.string().min(1).optional(),
   /** pino level. */
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** AMQP heartbeat, seconds: a dead peer is noticed within about two of these. */
@@ -89,6 +96,13 @@ export function loadConfig(
   defaults: Partial<Record<keyof Config, string>> = {},
 ): Config {
   const input: Record<string, string> = {};
+  if (!env.AMQP_URL && env.AMQP_URL_FILE) {
+    try {
+      env = { ...env, AMQP_URL: readFileSync(env.AMQP_URL_FILE, 'utf8').trim() };
+    } catch (cause) {
+      throw new PipelineError(ErrorCodes.CONFIG, `invalid configuration:\n  AMQP_URL_FILE: cannot read ${env.AMQP_URL_FILE}: ${(cause as Error).message}`, { cause });
+    }
+  }
   for (const key of configKeys) {
     const value = env[key];
     const fallback = defaults[key];

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import type { Channel, ChannelModel, ConsumeMessage, RecoveringChannelModel } from 'amqplib';
 import type { z } from 'zod';
-import { connectBroker, connectionNameFor } from './broker.js';
+import { connectBroker, connectionNameFor, tlsFiles } from './broker.js';
 import type { Config } from './config.js';
 import { ErrorCodes, PipelineError, isPipelineError, toWireError } from './errors.js';
 import type { Logger } from './log.js';
@@ -454,6 +454,7 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
     connectionName,
     heartbeatSeconds: config.HEARTBEAT_SECONDS,
     connectRetries: config.CONNECT_RETRIES,
+    tls: tlsFiles(config),
     log,
     setup,
   });

@@ -26,7 +26,7 @@ export {
   type QueueSpec,
   type BindingSpec,
 } from './topology.js';
-export { connectBroker, connectionNameFor, brokerHelp, type BrokerOptions } from './broker.js';
+export { connectBroker, connectionNameFor, brokerHelp, tlsFiles, type BrokerOptions } from './broker.js';
 export { Publisher, type PublisherOptions } from './publisher.js';
 export { ServiceMetrics, type JobOutcome } from './metrics.js';
 export { startHealthServer, type HealthServer, type HealthServerOptions } from './health.js';
