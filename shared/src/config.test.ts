@@ -7,7 +7,7 @@ describe('loadConfig', () => {
     const c = loadConfig({});
     expect(c.AMQP_URL).toBe('amqp://guest:guest@127.0.0.1:5672');
     expect(c.HEARTBEAT_SECONDS).toBe(5);
-    expect(c.MAX_RANGE_WIDTH).toBe(100_000);
+    expect(c.MAX_RANGE_WIDTH).toBe(10_000_000);
     expect(c.PREFETCH).toBeUndefined();
     expect(Object.isFrozen(c)).toBe(true);
   });
