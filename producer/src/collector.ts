@@ -93,6 +93,8 @@ export class BatchCollector {
   private heldCount = 0;
   private failures = 0;
   private emitted = 0;
+  /** Entries done (kept as a count: it is read for every message). */
+  private doneTotal = 0;
 
   /**
    * @param alive says whether a message held back can still be acknowledged (its channel is
@@ -126,9 +128,7 @@ export class BatchCollector {
 
   /** Results complete so far (all parts in). */
   get doneCount(): number {
-    let n = 0;
-    for (const o of this.owed.values()) if (o.done) n++;
-    return n;
+    return this.doneTotal;
   }
 
   /** Results and parts emitted so far. */
@@ -143,7 +143,7 @@ export class BatchCollector {
 
   /** True once the jobs are known and every expected result is complete. */
   get complete(): boolean {
-    return this.manifest !== undefined && this.doneCount === this.owed.size;
+    return this.manifest !== undefined && this.doneTotal === this.owed.size;
   }
 
   /** Messages held back unacknowledged (out-of-order parts, summaries, the manifest). */
@@ -277,6 +277,7 @@ export class BatchCollector {
       }
       o.final = { result, msg };
       o.done = true;
+      this.doneTotal++;
       this.stats.received++;
       if (!result.ok) this.failures++;
       this.heldCount++;
@@ -316,6 +317,7 @@ export class BatchCollector {
       current.nextPart++;
       if (last) {
         current.done = true;
+        this.doneTotal++;
         this.stats.received++;
         if (!next.result.ok) {
           current.failed = true;
