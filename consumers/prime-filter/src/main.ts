@@ -14,13 +14,6 @@ import {
   shutdownSignal,
 } from '@amqp-pipeline/shared';
 import { PrimePool } from './pool.js';
-import { countPrimes, primesBetween } from './primes.js';
-
-/**
- * Jobs this small (and this low) take microseconds: quicker done right here than handed to
- * a worker thread, and far too short to hold up heartbeats or acks.
- */
-const isSmall = (from: number, to: number) => to - from < 100_000 && to < 2 ** 32;
 
 const SERVICE = 'prime-filter';
 
@@ -38,12 +31,11 @@ await serviceMain(SERVICE, async () => {
       schema: RangeJobSchema,
       async handle(job) {
         assertRangeWidth(job, { maxListWidth: config.MAX_RANGE_WIDTH, maxCountWidth: config.MAX_COUNT_WIDTH });
-        const small = isSmall(job.from, job.to);
         if (job.count) {
-          const { count, first, last, sum } = small ? countPrimes(job.from, job.to) : await pool.summary(job.from, job.to);
+          const { count, first, last, sum } = await pool.summary(job.from, job.to);
           return { summary: { count, first, last, sum: sum.toString() } };
         }
-        return listOutput('primes', [small ? primesBetween(job.from, job.to) : await pool.list(job.from, job.to)]);
+        return listOutput('primes', [await pool.list(job.from, job.to)]);
       },
     },
     { config, log },
