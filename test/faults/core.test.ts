@@ -157,8 +157,8 @@ describe('fault rows: core', () => {
     await rig.closeClient(client);
   });
 
-  // Only with FAULTS=full for now: in about one run in two, `collect` drops a few results as
-  // unexpected and they count as lost (under investigation; docs/reliability.md, known gaps).
+  // Only with FAULTS=full for now: in about one run in two, `collect` has not finished when
+  // the drain ends and a few results count as lost (under investigation; docs/reliability.md).
   it.skipIf(!FULL)('when the broker is SIGKILLed mid-batch and restarted (row 5), then nothing confirmed is lost: the producer gives up on the run and `collect` gets the rest', async () => {
     const ledger = new Ledger('5 broker SIGKILL + restart');
     const client = await rig.client();
