@@ -5,11 +5,11 @@
  * publishes a confirmed reply and then acks, the requester counting replies).
  */
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { ServiceProcess } from '@amqp-pipeline/devtools';
 import { PipelineClient, rangeJob } from '@amqp-pipeline/producer';
 import { createLogger, loadConfig, type Config } from '@amqp-pipeline/shared';
 import amqp, { type ConsumeMessage } from 'amqplib';
+import { rssMb } from './proc.js';
 import type { Row } from './table.js';
 
 const JOBS = Number(process.env.BENCH_JOBS ?? 20_000);
@@ -18,14 +18,6 @@ const WINDOW = 1000;
 const LATENCY_SAMPLES = 300;
 const SERVICE_PREFETCH = process.env.BENCH_PREFETCH;
 
-function rssMb(pid: number): number {
-  try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) / 1024 : 0;
-  } catch {
-    return 0;
-  }
-}
 
 /** Samples the peak RSS of some processes while `work` runs. */
 async function peakRss<T>(pids: () => number[], work: () => Promise<T>): Promise<{ value: T; peak: Map<number, number> }> {

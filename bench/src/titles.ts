@@ -28,23 +28,15 @@ import { Worker } from 'node:worker_threads';
 import { Agent, request } from 'undici';
 import { publicAddressesOnly } from '@amqp-pipeline/title-fetcher/dist/address-policy.js';
 import { createTitleFetcher } from '@amqp-pipeline/title-fetcher/dist/title-fetcher.js';
-import { readFileSync } from 'node:fs';
 import { ServiceProcess } from '@amqp-pipeline/devtools';
 import { PipelineClient, urlJob } from '@amqp-pipeline/producer';
 import { createLogger, loadConfig } from '@amqp-pipeline/shared';
+import { rssMb } from './proc.js';
 import type { Row } from './table.js';
 
 /** URLs waiting in the queue for the memory row. */
 const QUEUED = Number(process.env.BENCH_TITLES_QUEUED ?? 10_000);
 
-function rssMb(pid: number): number {
-  try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) / 1024 : 0;
-  } catch {
-    return 0;
-  }
-}
 
 /**
  * The whole pipeline: a title-fetcher service (prefetch = IN_FLIGHT, per-host limit lifted
