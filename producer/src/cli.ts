@@ -22,6 +22,7 @@ import { PipelineClient, type BatchOutcome } from './client.js';
 import type { Emitted } from './collector.js';
 import { BATCH_ID_PATTERN, chunkCount, rangeJobs, urlJob, type JobSpec, type RangeTarget } from './jobs.js';
 import { HumanPrinter, jsonLine } from './output.js';
+import { ResultFile } from './result-file.js';
 
 /** Exit codes, documented in --help. */
 export const Exit = {
@@ -60,6 +61,11 @@ Options:
                     queue (pipeline.replies.BATCH) until collected or expired
   -f, --file FILE   with 'titles': read URLs from FILE ('-' for stdin); blank lines
                     and lines starting with # are skipped
+  -o, --out FILE    append the results to FILE as JSON lines (as --json prints them)
+                    instead of printing them. Safe to repeat: 'pipeline collect BATCH
+                    -o FILE' after a crash or Ctrl-C skips every result FILE already holds,
+                    so each result is in FILE exactly once (on stdout, the last second
+                    before a crash may be printed again by collect)
   -h, --help        this text
   --version         the version
 
@@ -69,6 +75,8 @@ Examples:
   pipeline primes 1000000 1001000 --json | jq '.primes | length'
   pipeline titles https://example.com https://www.rabbitmq.com
   B=$(pipeline squares 1 50000 --no-wait --json | jq -r .batch); pipeline collect "$B"
+  pipeline primes 1 1e8 --chunk 1e6 -o primes.jsonl   if it dies, finish with:
+  pipeline collect BATCH -o primes.jsonl              (BATCH: see the log, or the file)
 
 Environment:
   AMQP_URL            broker (default amqp://guest:guest@127.0.0.1:5672)
@@ -96,6 +104,7 @@ interface Parsed {
   wait: boolean;
   timeoutMs: number;
   file: string | undefined;
+  out: string | undefined;
 }
 
 function parse(argv: string[]): Parsed | 'help' | 'version' {
@@ -114,6 +123,7 @@ function parse(argv: string[]): Parsed | 'help' | 'version' {
         'no-wait': { type: 'boolean', default: false },
         export: { type: 'boolean', default: false },
         file: { type: 'string', short: 'f' },
+        out: { type: 'string', short: 'o' },
         help: { type: 'boolean', short: 'h', default: false },
         version: { type: 'boolean', default: false },
       },
@@ -133,7 +143,7 @@ function parse(argv: string[]): Parsed | 'help' | 'version' {
   }
   const chunk = values.chunk === undefined ? undefined : integer('--chunk', values.chunk);
   if (chunk !== undefined && chunk < 1) throw new UsageError('--chunk must be at least 1');
-  return { command, export: values.export, args, json: values.json, count: values.count, chunk, wait: !values['no-wait'], timeoutMs, file: values.file };
+  return { command, export: values.export, args, json: values.json, count: values.count, chunk, wait: !values['no-wait'], timeoutMs, file: values.file, out: values.out };
 }
 
 /** An integer as people type it: 100, -5, 10_000_000, 1e10. Exact, or refused. */
@@ -332,12 +342,17 @@ async function run(argv: string[]): Promise<number> {
   const log = createLogger('pipeline', { level: config.LOG_LEVEL }, 2);
   const client = await PipelineClient.connect(config, log);
   const printer = new HumanPrinter(Math.max(40, process.stdout.columns ?? 80));
-  const onResult = (r: Emitted): Promise<void> => write(p.json ? jsonLine(r) : printer.format(r));
-  const flushed = () => write('');
+  const file = p.out === undefined ? undefined : await openOutFile(p.out);
+  const onResult = file ? file.write : (r: Emitted): Promise<void> => write(p.json ? jsonLine(r) : printer.format(r));
+  const written = file?.has;
+  const flushed = async () => {
+    await write('');
+    await file?.sync();
+  };
   const progress = progressBar(p);
   try {
     if (batch !== undefined) {
-      const outcome = await client.collect(batch, { onResult, onProgress: progress.update, timeoutMs: p.timeoutMs, signal: interrupt.signal });
+      const outcome = await client.collect(batch, { onResult, ...(written ? { written } : {}), onProgress: progress.update, timeoutMs: p.timeoutMs, signal: interrupt.signal });
       progress.stop();
       await flushed();
       return report(outcome, p);
@@ -352,6 +367,7 @@ async function run(argv: string[]): Promise<number> {
       output,
       ...(request ? { request } : {}),
       onResult,
+      ...(written ? { written } : {}),
       onProgress: progress.update,
       signal: interrupt.signal,
     });
@@ -369,6 +385,15 @@ async function run(argv: string[]): Promise<number> {
   } finally {
     progress.stop();
     await client.close();
+    await file?.close();
+  }
+}
+
+async function openOutFile(path: string): Promise<ResultFile> {
+  try {
+    return await ResultFile.open(path);
+  } catch (err) {
+    throw new UsageError(`cannot use ${path} for --out: ${(err as Error).message}`);
   }
 }
 

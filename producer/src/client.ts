@@ -37,6 +37,11 @@ export interface SubmitOptions {
   onResult?: (r: Emitted) => void | Promise<void>;
   /** Called after each result arrives: results complete so far, and in all. */
   onProgress?: (done: number, total: number) => void;
+  /**
+   * Says whether the output already holds a piece of this batch (by `outputKey`), e.g. a
+   * `ResultFile` written by a session that was killed: such pieces are not emitted again.
+   */
+  written?: (key: string) => boolean;
   /** Wait for every result; false returns as soon as every job is confirmed. */
   wait: boolean;
   /** Longest wait for results, ms. */
@@ -60,6 +65,8 @@ export interface BatchOutcome {
 export interface CollectOptions {
   onResult?: (r: Emitted) => void | Promise<void>;
   onProgress?: (done: number, total: number) => void;
+  /** See SubmitOptions.written. */
+  written?: (key: string) => boolean;
   timeoutMs: number;
   signal?: AbortSignal;
 }
@@ -244,6 +251,7 @@ export class PipelineClient {
     const gatheringP = this.gather(batch, replyQueue, {
       onResult: opts.onResult,
       onProgress: opts.onProgress,
+      written: opts.written,
       timeoutMs: opts.timeoutMs,
       signal: opts.signal,
       manifest,
@@ -346,6 +354,7 @@ export class PipelineClient {
     opts: {
       onResult?: ((r: Emitted) => void | Promise<void>) | undefined;
       onProgress?: ((done: number, total: number) => void) | undefined;
+      written?: ((key: string) => boolean) | undefined;
       timeoutMs: number;
       signal?: AbortSignal | undefined;
       manifest?: Manifest;
@@ -372,6 +381,7 @@ export class PipelineClient {
       },
       opts.manifest,
       alive,
+      opts.written,
     );
     const ack = (m: object) => {
       const ch = origin.get(m);
@@ -423,6 +433,9 @@ export class PipelineClient {
 
     const onMessage = (ch: Channel) => (msg: ConsumeMessage | null) => {
       if (msg === null) return settle(false); // the queue was deleted
+      // After the end nothing more is emitted: what arrives now stays unacknowledged, and
+      // goes back to the queue (for `collect`) when the channel closes.
+      if (stopping) return;
       origin.set(msg, ch);
       for (const m of collector.accept(msg)) {
         const from = origin.get(m);
@@ -457,8 +470,18 @@ export class PipelineClient {
       // Channel-wide (global) prefetch: unlike the per-consumer kind, it can be raised while
       // consuming (the reply queues are classic queues, which support it).
       await ch.prefetch(prefetch, true);
+      if (stopped) {
+        // The batch ended while the connection was coming back: nobody reads this channel.
+        await ch.close().catch(() => {});
+        return;
+      }
       channel = ch;
       await ch.consume(replyQueue, onMessage(ch), { noAck: false });
+      if (stopped && channel === ch) {
+        // The clean-up ran while the consume was under way and could not see this channel.
+        channel = undefined;
+        await ch.close().catch(() => {});
+      }
     };
     /** Tries again until it works or the batch is over (the timeout settles it). */
     const reopen = async (): Promise<void> => {

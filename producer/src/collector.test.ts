@@ -57,6 +57,31 @@ describe('BatchCollector', () => {
     expect(c.missing().map((m) => `${m.id}:${m.kind}`)).toEqual(['B1.0:primes', 'B1.0:squares', 'B1.1:title']);
   });
 
+  it('when collect resumes from a checkpoint, then a result of this batch printed before it is counted as a duplicate, not a stranger', () => {
+    // The checkpoint (revision 2) still owes only B1.1's title: B1.0's results were printed.
+    const checkpoint = { ...mixed, revision: 2, jobs: [mixed.jobs[1] as Manifest['jobs'][number]] };
+    const seen: Emitted[] = [];
+    const c = new BatchCollector(batch, (r) => seen.push(r), checkpoint);
+    const again = msg('B1.0', { ok: true, kind: 'primes', primes: [2, 3, 5] });
+    expect(c.accept(again)).toEqual([again]);
+    c.accept(msg('OTHER.0', { ok: true, kind: 'primes', primes: [] }));
+    c.accept(msg('B1.1', { ok: true, kind: 'title', title: 'X' }));
+    expect(seen.map(label)).toEqual(['B1.1:title']);
+    expect(c.stats).toEqual({ received: 1, duplicates: 1, unexpected: 1 });
+    expect(c.complete).toBe(true);
+  });
+
+  it('when the output already holds some pieces (an earlier session wrote them), then those are skipped, not emitted again', () => {
+    const seen: Emitted[] = [];
+    const held = new Set(['B1.0:primes#0']);
+    const c = new BatchCollector(batch, (r) => seen.push(r), manifest('ordered', [{ id: 'B1.0', kinds: ['primes'], input: { from: 1, to: 30 } }]), () => true, (k) => held.has(k));
+    c.accept(msg('B1.0', part('primes', [2, 3], 0, false)));
+    c.accept(msg('B1.0', part('primes', [5, 7], 1, true)));
+    expect(seen.map(label)).toEqual(['B1.0:primes#1']);
+    expect(c.complete).toBe(true);
+    expect(c.stats).toMatchObject({ received: 1, duplicates: 1 });
+  });
+
   it('when results arrive before the manifest (collect), then they are held and matched once it arrives', () => {
     const seen: Emitted[] = [];
     const c = new BatchCollector(batch, (r) => seen.push(r));

@@ -73,6 +73,20 @@ function partIndex(r: Result): { index: number; last: boolean } {
 }
 
 /**
+ * What identifies one emitted piece of output across producer sessions: a job's result (or
+ * one part of it, or its failure), or a batch's combined summary of a kind. A sink that
+ * remembers these keys (e.g. an output file) lets `collect` skip what it already holds.
+ */
+export function outputKey(r: Emitted): string {
+  if (r.type === 'combined') return `${r.batch}:combined:${r.kind}`;
+  return resultKey(r.id, r.result);
+}
+
+function resultKey(id: string, result: Result): string {
+  return `${id}:${result.kind}#${result.ok ? partIndex(result).index : 'error'}`;
+}
+
+/**
  * Matches the replies of one batch to its jobs by correlation id and kind, drops duplicates
  * and strangers, puts lists back in order (parts within a result; for `ordered` batches,
  * jobs within a kind), adds summaries for `combine` batches, and says which messages may be
@@ -106,6 +120,11 @@ export class BatchCollector {
     emit: (r: Emitted) => void,
     manifest?: Manifest,
     private readonly alive: (msg: Msg) => boolean = () => true,
+    /**
+     * Says whether the output already holds a piece (by `outputKey`), written by an earlier
+     * session: such a piece is taken as emitted, and counted as a duplicate, not emitted again.
+     */
+    private readonly written: (key: string) => boolean = () => false,
   ) {
     this.batch = batch;
     this.emit = emit;
@@ -131,7 +150,7 @@ export class BatchCollector {
     return this.doneTotal;
   }
 
-  /** Results and parts emitted so far. */
+  /** Results and parts settled so far: emitted, or found already written by an earlier session. */
   get emittedCount(): number {
     return this.emitted;
   }
@@ -177,7 +196,11 @@ export class BatchCollector {
     const parsed = ResultSchema.safeParse(safeJson(msg.content));
     const owed = parsed.success ? this.owed.get(`${id}:${parsed.data.kind}`) : undefined;
     if (!parsed.success || !owed) {
-      this.stats.unexpected++;
+      // A valid result of this batch that the manifest no longer owes was printed by an
+      // earlier session (its ack was lost with that session, or with a broker crash): a
+      // duplicate, not a stranger.
+      if (parsed.success && this.isOwnJob(id)) this.stats.duplicates++;
+      else this.stats.unexpected++;
       return [msg];
     }
     return this.take(owed, parsed.data, msg);
@@ -235,6 +258,16 @@ export class BatchCollector {
       this.emit({ type: 'result', batch: this.batch, id: String(m.properties.correlationId ?? ''), input: {}, result: parsed.data });
     }
     return msgs;
+  }
+
+  /**
+   * Whether a result the manifest does not owe may have been printed by an earlier session:
+   * only when the manifest is a checkpoint (revision > 0: some results were printed and
+   * dropped from it) and the id has the form of this batch's job ids (`<batch>.<index>`).
+   */
+  private isOwnJob(id: string): boolean {
+    if ((this.manifest?.revision ?? 0) === 0) return false;
+    return id.startsWith(`${this.batch}.`) && /^\d+$/.test(id.slice(this.batch.length + 1));
   }
 
   private kinds(): ResultKind[] {
@@ -312,7 +345,11 @@ export class BatchCollector {
       this.heldCount--;
       released.push(next.msg);
       this.emitted++;
-      this.emit({ type: 'result', batch: this.batch, id: current.id, input: current.input, result: next.result });
+      if (this.written(resultKey(current.id, next.result))) {
+        this.stats.duplicates++; // written out by an earlier session
+      } else {
+        this.emit({ type: 'result', batch: this.batch, id: current.id, input: current.input, result: next.result });
+      }
       const last = !next.result.ok || partIndex(next.result).last;
       current.nextPart++;
       if (last) {
@@ -343,6 +380,7 @@ export class BatchCollector {
     const msgs = entries.flatMap((o) => (o.final ? [o.final.msg] : []));
     this.heldCount -= msgs.length;
     const input = this.manifest?.request ?? {};
+    if (this.written(`${this.batch}:combined:${kind}`)) return msgs;
     const failure = entries.find((o) => o.final && !o.final.result.ok)?.final?.result;
     if (failure && !failure.ok) {
       this.emit({ type: 'combined', batch: this.batch, kind, input, jobs: entries.length, result: failure });

@@ -3,11 +3,14 @@
  * it, the real services (child processes, debug logs captured), the real producer library
  * (through the proxy), a page server on 127.0.0.1 and an admin connection straight to the node.
  */
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { ServiceProcess, type ServiceName } from '@amqp-pipeline/devtools';
-import { PipelineClient, newBatchId, type BatchOutcome, type JobSpec } from '@amqp-pipeline/producer';
+import { PipelineClient, ResultFile, newBatchId, outputKey, type BatchOutcome, type Emitted, type JobSpec } from '@amqp-pipeline/producer';
 import { createLogger, loadConfig } from '@amqp-pipeline/shared';
 import amqp, { type Channel, type ChannelModel } from 'amqplib';
 import type { Ledger } from './ledger.js';
@@ -211,7 +214,7 @@ export class Rig {
         done();
       },
     });
-    const c = await PipelineClient.connect(config, createLogger('faults-producer', { level: 'warn' }, sink), name);
+    const c = await PipelineClient.connect(config, createLogger('faults-producer', { level: process.env.FAULTS_DUMP ? 'debug' : 'warn' }, sink), name);
     this.clients.add(c);
     return c;
   }
@@ -251,6 +254,35 @@ export class Rig {
     }
   }
 
+  /**
+   * With FAULTS_DUMP=<dir>: writes what a failing row needs for its post-mortem — the jobs
+   * still owed, every queue's depth on the node, and every log line of the rig — to
+   * `<dir>/<row>.json`. Does nothing without it.
+   */
+  async dump(ledger: Ledger): Promise<void> {
+    const dir = process.env.FAULTS_DUMP;
+    if (!dir) return;
+    mkdirSync(dir, { recursive: true });
+    const queues = await this.node
+      .api<{ name: string; messages_ready?: number; messages_unacknowledged?: number; consumers?: number }[]>('GET', '/queues')
+      .then(({ body }) => (Array.isArray(body) ? body.map((q) => ({ name: q.name, ready: q.messages_ready, unacked: q.messages_unacknowledged, consumers: q.consumers })) : body))
+      .catch((err: unknown) => String(err));
+    let nodeLog = '';
+    try {
+      const logs = join(this.node.dir, 'log');
+      nodeLog = readdirSync(logs)
+        .filter((f) => f.endsWith('.log') && !f.includes('upgrade'))
+        .map((f) => readFileSync(join(logs, f), 'utf8').slice(-200_000))
+        .join('\n');
+    } catch {
+      /* no log folder */
+    }
+    const file = join(dir, `${ledger.row.replace(/[^a-z0-9]+/gi, '-')}.json`);
+    writeFileSync(`${file.slice(0, -5)}.node.log`, nodeLog);
+    writeFileSync(file, JSON.stringify({ missing: ledger.missingDetail(), queues, log: this.log.lines.map((l) => ({ at: l.at, source: l.source, pid: l.pid, text: l.text })) }, null, 1));
+    console.log(`fault dump: ${file}`);
+  }
+
   async stop(): Promise<void> {
     for (const c of this.clients) await c.close().catch(() => {});
     this.clients.clear();
@@ -282,7 +314,7 @@ export function submit(
   client: PipelineClient,
   ledger: Ledger,
   jobs: JobSpec[],
-  opts: { timeoutMs: number; titles?: Record<string, string | { code: string }> },
+  opts: { timeoutMs: number; titles?: Record<string, string | { code: string }>; file?: ResultFile },
 ): { batch: string; done: Promise<BatchRun>; firstResult: Promise<void> } {
   const batch = newBatchId();
   ledger.expect(batch, jobs, opts.titles);
@@ -295,6 +327,7 @@ export function submit(
       wait: true,
       output: 'independent',
       timeoutMs: opts.timeoutMs,
+      ...(opts.file ? { written: opts.file.has } : {}),
       onResult: (e) => {
         if (!confirmed) {
           // A result is emitted only once the manifest is in, which follows every job's confirm.
@@ -303,6 +336,7 @@ export function submit(
         }
         ledger.record(e);
         first();
+        return opts.file?.write(e);
       },
     })
     .then(
@@ -323,11 +357,21 @@ export function submit(
  * The final drain after a fault broke the producer: `collect` from a new client until every
  * expected result is in (then it is cut short) or the budget passes.
  */
-export async function drainWithCollect(rig: Rig, ledger: Ledger, batch: string, budgetMs: number): Promise<{ collectComplete: boolean | undefined; error: unknown }> {
+export async function drainWithCollect(
+  rig: Rig,
+  ledger: Ledger,
+  batch: string,
+  budgetMs: number,
+  file?: ResultFile,
+): Promise<{ collectComplete: boolean | undefined; error: unknown }> {
   const client = await rig.client('faults-collect');
   let outcome: BatchOutcome | undefined;
   let error: unknown;
-  const collecting = client.collect(batch, { timeoutMs: budgetMs, onResult: ledger.record }).then(
+  const onResult = (e: Emitted) => {
+    ledger.record(e);
+    return file?.write(e);
+  };
+  const collecting = client.collect(batch, { timeoutMs: budgetMs, onResult, ...(file ? { written: file.has } : {}) }).then(
     (o) => (outcome = o),
     (e: unknown) => (error = e),
   );
@@ -340,4 +384,30 @@ export async function drainWithCollect(rig: Rig, ledger: Ledger, batch: string, 
   await collecting;
   ledger.addStats(outcome);
   return { collectComplete: outcome?.complete, error };
+}
+
+/**
+ * The output file of a row whose producer loses its broker (then `collect` finishes the
+ * batch): the two sessions write through it, as `pipeline ... -o FILE` does.
+ */
+export async function outputFile(row: string): Promise<ResultFile> {
+  const dir = mkdtempSync(join(tmpdir(), 'faults-out-'));
+  return ResultFile.open(join(dir, `${row.replace(/[^a-z0-9]+/gi, '-')}.jsonl`));
+}
+
+/** Pieces of output a file holds more than once (by `outputKey`): must be 0. */
+export function duplicatesInFile(path: string): number {
+  const seen = new Set<string>();
+  let dups = 0;
+  for (const line of readFileSync(path, 'utf8').split('\n')) {
+    if (!line.trim()) continue;
+    const { batch, id, input, jobs, ...result } = JSON.parse(line) as Record<string, unknown>;
+    const key =
+      id === undefined && typeof jobs === 'number'
+        ? `${String(batch)}:combined:${String(result.kind)}`
+        : outputKey({ type: 'result', batch: String(batch), id: String(id), input: (input ?? {}) as Record<string, unknown>, result } as unknown as Emitted);
+    if (seen.has(key)) dups++;
+    seen.add(key);
+  }
+  return dups;
 }

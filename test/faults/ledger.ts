@@ -184,6 +184,15 @@ export class Ledger {
     }
   }
 
+  /** The jobs still without a complete result: `<id>:<kind>` and the part indexes seen. */
+  missingDetail(): string[] {
+    const out: string[] = [];
+    for (const o of this.owed.values()) {
+      if (o.completeAt === undefined) out.push(`${o.id}:${o.kind} parts=[${[...o.parts.keys()].join(',')}]`);
+    }
+    return out;
+  }
+
   figures(): RowFigures {
     let results = 0;
     let lost = 0;

@@ -8,7 +8,7 @@
  */
 import { rangeJob, urlJob, type JobSpec } from '@amqp-pipeline/producer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { drainWithCollect, FULL, HEARTBEAT_SECONDS, Rig, submit } from './harness.js';
+import { drainWithCollect, duplicatesInFile, FULL, HEARTBEAT_SECONDS, outputFile, Rig, submit } from './harness.js';
 import { Ledger, Report, type RowFigures } from './ledger.js';
 import { sleep } from './rabbit-node.js';
 
@@ -130,7 +130,8 @@ describe.skipIf(!FULL)('fault rows: network and broker restarts', () => {
     const deadBefore = await rig.deadCount();
     const since = Date.now();
     const b = batch(3000);
-    const run = submit(client, ledger, b.jobs, { timeoutMs: 20_000, titles: b.titles });
+    const out = await outputFile(ledger.row);
+    const run = submit(client, ledger, b.jobs, { timeoutMs: 20_000, titles: b.titles, file: out });
     await run.firstResult;
     await ledger.waitForComplete(70, 30_000);
     ledger.markFault();
@@ -143,15 +144,20 @@ describe.skipIf(!FULL)('fault rows: network and broker restarts', () => {
     await sleep(1000);
     await rig.node.startApp();
     const upAt = Date.now();
-    const back = servicesBack(upAt);
-    const drain = await drainWithCollect(rig, ledger, first.batch, 60_000);
-    ledger.recoveries = [upAt - t0 + (await back)];
+    // Counted from the stop: a service may reconnect while start_app is still waiting for the
+    // node's startup to complete, i.e. before upAt.
+    const back = servicesBack(t0);
+    const drain = await drainWithCollect(rig, ledger, first.batch, 60_000, out);
+    await out.close();
+    ledger.recoveries = [await back];
     ledger.notes.push(`producer ${producerOutcome(first)}`);
     ledger.redeliveries = rig.log.redeliveries(since);
     ledger.deadLettered = (await rig.deadCount(500)) - deadBefore;
     ledger.notes.push(`broker down ${upAt - t0} ms; collect finished by itself: ${String(drain.collectComplete ?? false)}`);
     const f = report.add(ledger.figures());
     expectNoLoss(f);
+    expect(f.outputDuplicates, 'results emitted by both the first run and collect').toBe(0);
+    expect(duplicatesInFile(out.path), 'results in the output file twice').toBe(0);
     await rig.closeClient(client).catch(() => {});
   });
 });
