@@ -47,7 +47,7 @@ export class ServiceProcess {
 
   constructor(name: ServiceName, opts: StartOptions = {}) {
     this.name = name;
-    this.child = spawn(process.execPath, [serviceEntry(name)], {
+    this.child = spawn(process.execPath, [...(process.env.SERVICE_NODE_ARGS ?? "").split(" ").filter(Boolean), serviceEntry(name)], {
       // Readiness is read from the service's info-level "consuming" line, so info is the default here.
       env: { ...process.env, LOG_LEVEL: 'info', ...opts.env },
       stdio: ['ignore', 'pipe', 'pipe'],

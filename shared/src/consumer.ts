@@ -76,6 +76,20 @@ export interface ServiceDefinition<Job> {
    * (and unexpected errors) are retried up to the delivery limit first.
    */
   handle(job: Job, ctx: JobContext): Promise<Record<string, unknown> | ListOutput> | Record<string, unknown> | ListOutput;
+  /**
+   * For CPU-bound services: size the prefetch by how long jobs wait in this service's hands.
+   * The prefetch (PREFETCH is then the most) grows while jobs are done as soon as they come
+   * (small jobs: many in flight keep the broker round trips overlapped) and shrinks while
+   * they queue up (large jobs: what one replica holds, another one cannot take).
+   */
+  adaptivePrefetch?: AdaptivePrefetch;
+}
+
+export interface AdaptivePrefetch {
+  /** Fewest jobs held (e.g. the worker threads + 1, so none of them idles). */
+  min: number;
+  /** How long a job may stay in the service's hands (delivery to ack), ms; default 250. */
+  targetHoldMs?: number;
 }
 
 export interface ConsumerOptions {
@@ -114,12 +128,21 @@ interface Session {
   careful: boolean;
   /** Serialises jobs in careful mode. */
   gate: Promise<unknown>;
-  switching: boolean;
+  /** Consumer changes (mode switches, prefetch resizes), one after another. */
+  ops: Promise<void>;
+  resizing: boolean;
   subscriptions: number;
   /** Every consumer tag of this session (all are cancelled on shutdown). */
   tags: string[];
   /** The full-prefetch consumer, while not careful. */
   bigTag: string | undefined;
+  /** Its prefetch. */
+  bigPrefetch: number;
+  /** Moving average of the time from delivery to the handler's answer, ms. */
+  holdMs: number;
+  /** Jobs done, and when, at the last prefetch resize. */
+  resizedAt: { done: number; at: number };
+  done: number;
 }
 
 /**
@@ -132,6 +155,9 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
   const { config } = opts;
   const log = opts.log.child({ queue: def.queue.name });
   const prefetch = opts.prefetch ?? config.PREFETCH ?? 16;
+  const adaptive = def.adaptivePrefetch && prefetch > 1 ? { min: Math.min(prefetch, Math.max(1, def.adaptivePrefetch.min)), targetHoldMs: def.adaptivePrefetch.targetHoldMs ?? 250 } : undefined;
+  /** Where an adaptive prefetch starts: the full one if it is small, else a modest one that grows within a second. */
+  const initialPrefetch = adaptive ? Math.max(adaptive.min, Math.min(prefetch, 32)) : prefetch;
   const connectionName = connectionNameFor(def.service);
   const inFlight = new Set<Promise<void>>();
   const shutdown = new AbortController();
@@ -157,10 +183,15 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
       consumerTag,
       careful: true,
       gate: Promise.resolve(),
-      switching: false,
+      ops: Promise.resolve(),
+      resizing: false,
       subscriptions: 0,
       tags: [],
       bigTag: undefined,
+      bigPrefetch: initialPrefetch,
+      holdMs: 0,
+      resizedAt: { done: 0, at: Date.now() },
+      done: 0,
     };
     channel.on('close', () => {
       if (session === current) setSession(undefined);
@@ -194,28 +225,65 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
     await addConsumer(s, 1);
   }
 
-  /** Careful: cancel the full-prefetch consumer. Normal: add one. */
-  async function resubscribe(s: Session, careful: boolean): Promise<void> {
-    if (s.switching || s.careful === careful || stopping) return;
-    s.switching = true;
+  /**
+   * Careful: cancel the full-prefetch consumer. Normal: add one. The mode flips at once (it
+   * gates the next delivery); the consumer changes run one after another on `s.ops`, each
+   * bringing the channel to the mode wanted at that time.
+   */
+  function resubscribe(s: Session, careful: boolean): Promise<void> {
+    if (s.careful === careful || stopping) return s.ops;
     s.careful = careful;
-    try {
-      if (careful) {
-        const big = s.bigTag;
-        s.bigTag = undefined;
-        if (big) {
+    s.ops = s.ops.then(async () => {
+      try {
+        if (s.careful && s.bigTag) {
+          const big = s.bigTag;
+          s.bigTag = undefined;
           s.tags = s.tags.filter((t) => t !== big);
           await s.channel.cancel(big);
+          log.info({ prefetch: 1 }, 'a redelivered job: one job at a time for now');
+        } else if (!s.careful && !s.bigTag && prefetch > 1 && !stopping) {
+          s.bigTag = await addConsumer(s, s.bigPrefetch);
+          s.resizedAt = { done: s.done, at: Date.now() };
+          log.info({ prefetch: s.bigPrefetch }, 'full speed');
         }
-      } else if (prefetch > 1) {
-        s.bigTag = await addConsumer(s, prefetch);
+      } catch (err) {
+        log.debug({ err }, 'could not switch consumer mode (channel closing?)');
       }
-      log.info({ careful, prefetch: careful ? 1 : prefetch }, careful ? 'a redelivered job: one job at a time for now' : 'full speed');
-    } catch (err) {
-      log.debug({ err }, 'could not switch consumer mode (channel closing?)');
-    } finally {
-      s.switching = false;
-    }
+    });
+    return s.ops;
+  }
+
+  /**
+   * Adaptive prefetch: after enough jobs (twice the prefetch, or a second), compares how long
+   * jobs waited in our hands with the target and, if the prefetch is off by 2x or more, swaps
+   * the full consumer for one with the new prefetch (a consumer's prefetch cannot be changed
+   * in place). Deliveries of the old one stay on the channel and are acked as usual.
+   */
+  function maybeResize(s: Session): void {
+    if (!adaptive || s.careful || stopping || !s.bigTag || s.resizing) return;
+    const since = s.done - s.resizedAt.done;
+    if (since < 2 * s.bigPrefetch && Date.now() - s.resizedAt.at < 1000) return;
+    const wanted = Math.round(s.bigPrefetch * (adaptive.targetHoldMs / Math.max(s.holdMs, 0.01)));
+    const next = Math.max(adaptive.min, Math.min(prefetch, wanted));
+    s.resizedAt = { done: s.done, at: Date.now() };
+    if (next < 2 * s.bigPrefetch && next * 2 > s.bigPrefetch) return;
+    s.resizing = true;
+    s.ops = s.ops.then(async () => {
+      const old = s.bigTag;
+      try {
+        if (s.careful || !old || stopping) return;
+        const from = s.bigPrefetch;
+        s.bigPrefetch = next;
+        s.bigTag = await addConsumer(s, next);
+        s.tags = s.tags.filter((t) => t !== old);
+        await s.channel.cancel(old);
+        log.debug({ from, to: next, holdMs: Math.round(s.holdMs * 10) / 10 }, 'prefetch resized');
+      } catch (err) {
+        log.debug({ err }, 'could not resize the prefetch (channel closing?)');
+      } finally {
+        s.resizing = false;
+      }
+    });
   }
 
   function onDelivery(s: Session, msg: ConsumeMessage | null): void {
@@ -227,10 +295,12 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
     }
     const suspect = msg.fields.redelivered || deliveryCount(msg) > 0;
     if (suspect && !s.careful) void resubscribe(s, true);
+    const deliveredAt = performance.now();
     const run = async () => {
-      const outcome = await handleDelivery(s, msg);
+      const outcome = await handleDelivery(s, msg, deliveredAt);
       // A fresh job done without trouble: nothing is crashing us any more.
       if (s.careful && !suspect && outcome !== 'handed_back') void resubscribe(s, false);
+      else if (outcome === 'ok') maybeResize(s);
     };
     const task = (s.careful || suspect ? (s.gate = s.gate.then(run, run)) : run()).finally(() => inFlight.delete(task));
     inFlight.add(task);
@@ -357,12 +427,17 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
     return parsed.data;
   }
 
-  async function handleDelivery(s: Session, msg: ConsumeMessage): Promise<JobOutcome> {
+  async function handleDelivery(s: Session, msg: ConsumeMessage, deliveredAt: number): Promise<JobOutcome> {
     const started = performance.now();
     metrics.jobStarted();
     let outcome: JobOutcome = 'handed_back';
     try {
       outcome = await work(s, msg);
+      if (outcome === 'ok') {
+        // How long this job was in our hands: queued, worked on, answered (confirmed) and acked.
+        const held = performance.now() - deliveredAt;
+        s.holdMs = s.done++ === 0 ? held : s.holdMs * 0.9 + held * 0.1;
+      }
     } finally {
       metrics.jobFinished(def.kind, outcome, (performance.now() - started) / 1000);
     }

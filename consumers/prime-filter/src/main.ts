@@ -18,7 +18,7 @@ import { PrimePool } from './pool.js';
 const SERVICE = 'prime-filter';
 
 await serviceMain(SERVICE, async () => {
-  const config = loadConfig(process.env, { PREFETCH: '16' });
+  const config = loadConfig(process.env, { PREFETCH: '128' });
   const log = createLogger(SERVICE, { level: config.LOG_LEVEL });
   // The sieve runs in worker threads, so heartbeats and acks keep flowing on this one.
   const pool = new PrimePool({ threads: config.WORKERS });
@@ -29,6 +29,8 @@ await serviceMain(SERVICE, async () => {
       queue: Queues.primes,
       kind: 'primes',
       schema: RangeJobSchema,
+      // Small jobs: up to PREFETCH in flight; large ones: as few as keep it busy (no hoarding).
+      adaptivePrefetch: { min: pool.threads + 1 },
       async handle(job) {
         assertRangeWidth(job, { maxListWidth: config.MAX_RANGE_WIDTH, maxCountWidth: config.MAX_COUNT_WIDTH });
         if (job.count) {

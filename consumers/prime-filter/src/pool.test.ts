@@ -18,7 +18,8 @@ describe.skipIf(!built)('PrimePool (built worker from dist; run `npx tsc -b cons
 
   beforeAll(async () => {
     mod = (await import(distPool.href)) as PoolModule;
-    pool = new mod.PrimePool({ threads: 2 });
+    // inline: false, so that even the small ranges below go through a worker thread.
+    pool = new mod.PrimePool({ threads: 2, inline: false });
   });
 
   afterAll(async () => {
@@ -68,6 +69,22 @@ describe.skipIf(!built)('PrimePool (built worker from dist; run `npx tsc -b cons
       clearInterval(timer);
     }
     expect(ticks).toBeGreaterThan(3);
+  });
+
+  it('when a range is small, then it is sieved on the calling thread with the same answers, and a bad one still rejects', async () => {
+    const inline = new mod.PrimePool({ threads: 1 });
+    try {
+      expect(mod.isSmallRange(0, 100)).toBe(true);
+      expect(mod.isSmallRange(0, mod.INLINE_MAX_WIDTH)).toBe(false);
+      expect(mod.isSmallRange(2 ** 40, 2 ** 40 + 10)).toBe(false); // its base primes would be large
+      for (const [from, to] of [[0, 100], [4_294_900_000, 4_294_967_295], [-10, 3], [1_000_000, 1_065_535]] as const) {
+        expect(Array.from(await inline.list(from, to)), `${from}..${to}`).toEqual(Array.from(await pool.list(from, to)));
+        expect(await inline.summary(from, to), `${from}..${to}`).toEqual(await pool.summary(from, to));
+      }
+      await expect(inline.list(0.5, 10)).rejects.toThrow(/safe integers/);
+    } finally {
+      await inline.close();
+    }
   });
 
   it('when a range is invalid, then the task rejects with the RangeError from the worker', async () => {

@@ -4,12 +4,30 @@
  */
 import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
-import type { PrimeSummary } from './primes.js';
+import { countPrimes, primesBetween, type PrimeSummary } from './primes.js';
 import type { RangeTask } from './sieve-worker.js';
 
 export interface PrimePoolOptions {
   /** Worker threads; 0 or undefined = one per core (os.availableParallelism()). */
   threads?: number;
+  /**
+   * Sieve small ranges (see `isSmallRange`) on the calling thread instead of posting them to
+   * a worker (default true): they take microseconds, less than the hop to a thread and back.
+   */
+  inline?: boolean;
+}
+
+/** Widest range sieved on the calling thread. */
+export const INLINE_MAX_WIDTH = 1 << 16;
+/**
+ * Highest `to` sieved on the calling thread: its base primes (up to sqrt(to) = 65536) are a
+ * few kilobytes, where a range near 2^53 needs tens of megabytes of them, built once per thread.
+ */
+export const INLINE_MAX_TO = 2 ** 32;
+
+/** A range that costs well under a millisecond to sieve, even the first time. */
+export function isSmallRange(from: number, to: number): boolean {
+  return to - from < INLINE_MAX_WIDTH && to <= INLINE_MAX_TO;
 }
 
 /** The worker module, next to this file (dist/sieve-worker.js once built). */
@@ -19,8 +37,10 @@ export class PrimePool {
   /** Number of worker threads. */
   readonly threads: number;
   readonly #pool: Piscina<RangeTask, unknown>;
+  readonly #inline: boolean;
 
   constructor(options: PrimePoolOptions = {}) {
+    this.#inline = options.inline ?? true;
     const asked = options.threads ?? 0;
     if (!Number.isInteger(asked) || asked < 0) {
       throw new RangeError(`threads must be a non-negative integer (got ${asked})`);
@@ -38,11 +58,13 @@ export class PrimePool {
 
   /** Every prime in [from, to], ascending; the array's buffer is transferred from the worker. */
   list(from: number, to: number): Promise<Float64Array> {
+    if (this.#inline && isSmallRange(from, to)) return new Promise((resolve) => resolve(primesBetween(from, to)));
     return this.#pool.run({ from, to }, { name: 'list' }) as Promise<Float64Array>;
   }
 
   /** Count, smallest, largest and exact sum of the primes in [from, to]. */
   summary(from: number, to: number): Promise<PrimeSummary> {
+    if (this.#inline && isSmallRange(from, to)) return new Promise((resolve) => resolve(countPrimes(from, to)));
     return this.#pool.run({ from, to }, { name: 'summary' }) as Promise<PrimeSummary>;
   }
 

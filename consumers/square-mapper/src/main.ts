@@ -19,7 +19,7 @@ import { squareChunks, summarizeSquares } from './squares.js';
 const SERVICE = 'square-mapper';
 
 await serviceMain(SERVICE, async () => {
-  const config = loadConfig(process.env, { PREFETCH: '16' });
+  const config = loadConfig(process.env, { PREFETCH: '128' });
   const log = createLogger(SERVICE, { level: config.LOG_LEVEL });
 
   const consumer = await runConsumer(
@@ -28,6 +28,8 @@ await serviceMain(SERVICE, async () => {
       queue: Queues.squares,
       kind: 'squares',
       schema: RangeJobSchema,
+      // Small jobs: up to PREFETCH in flight; large ones: as few as keep it busy (no hoarding).
+      adaptivePrefetch: { min: 2 },
       handle(job) {
         assertRangeWidth(job, { maxListWidth: config.MAX_RANGE_WIDTH, maxCountWidth: config.MAX_COUNT_WIDTH });
         if (job.count) return { summary: summarizeSquares(job.from, job.to) };
