@@ -8,16 +8,21 @@ import {
   connectBroker,
   connectionNameFor,
   tlsFiles,
-  declareReplyQueue,
+  declareReplyQueues,
   declareTopology,
   isPipelineError,
   manifestQueueName,
+  progressQueueName,
+  declareProgressQueue,
   replyQueueName,
   ManifestSchema,
+  ProgressSchema,
+  PROGRESS_TYPE,
   type Config,
   type Logger,
   type Manifest,
   type OutputMode,
+  type Progress,
 } from '@amqp-pipeline/shared';
 import type { Channel, ConsumeMessage, Options, RecoveringChannelModel } from 'amqplib';
 import { BatchCollector, type CollectorStats, type Emitted, type MissingResult } from './collector.js';
@@ -147,7 +152,13 @@ export class PipelineClient {
    * once the connection is back; the consumer side and the collector make the possible
    * duplicate harmless. Refusals (unroutable) are not retried. Gives up at `deadline`.
    */
-  private async publishReliably(exchange: string, routingKey: string, body: Buffer, options: Options.Publish, deadline: number): Promise<void> {
+  private async publishReliably(
+    exchange: string,
+    routingKey: string,
+    body: Buffer,
+    options: Options.Publish,
+    deadline: number,
+  ): Promise<void> {
     for (let attempt = 1; ; attempt++) {
       let publisher: Publisher;
       try {
@@ -196,7 +207,12 @@ export class PipelineClient {
    */
   async submit(jobs: JobSpec[], opts: SubmitOptions): Promise<BatchOutcome> {
     const batch = opts.batch ?? newBatchId();
-    const replyQueue = await declareReplyQueue((await this.livePublisher()).channel, batch, this.config.REPLY_QUEUE_TTL_MS);
+    // Both queues are declared at once; the jobs go out as soon as the reply queue is there,
+    // while the manifest queue's declaration (and the manifest) follow.
+    const declaring = declareReplyQueues((await this.livePublisher()).channel, batch, this.config.REPLY_QUEUE_TTL_MS);
+    declaring.manifest.catch(() => {}); // awaited below
+    await declaring.reply;
+    const replyQueue = replyQueueName(batch);
     const deadline = Date.now() + opts.timeoutMs;
     const manifest: Manifest = {
       batch,
@@ -230,14 +246,16 @@ export class PipelineClient {
           ),
         ),
       );
-    const publishManifest = () =>
-      this.publishReliably(
+    const publishManifest = async () => {
+      await declaring.manifest;
+      await this.publishReliably(
         '',
         manifestQueueName(batch),
         Buffer.from(JSON.stringify(manifest)),
         { messageId: `${batch}.manifest`, contentType: 'application/json', persistent: true, type: MANIFEST_TYPE, appId: 'pipeline' },
         deadline,
       );
+    };
 
     if (!opts.wait) {
       // The manifest promises these jobs to a later `collect`: only once all are confirmed.
@@ -312,23 +330,31 @@ export class PipelineClient {
         { cause },
       );
     }
-    const manifest = await this.readManifest(batch);
-    const gathering = await this.gather(batch, replyQueue, { ...opts, ...(manifest ? { manifest } : {}) });
+    const manifest = await this.peek(manifestQueueName(batch), (v) => ManifestSchema.safeParse(v));
+    const progress = manifest ? await this.peek(progressQueueName(batch), (v) => ProgressSchema.safeParse(v)) : undefined;
+    const gathering = await this.gather(batch, replyQueue, {
+      ...opts,
+      ...(manifest?.batch === batch ? { manifest, ...(progress?.batch === batch ? { progress } : {}) } : {}),
+    });
     return gathering.done;
   }
 
-  /** The batch's latest manifest, read without taking it out of its queue. */
-  private async readManifest(batch: string): Promise<Manifest | undefined> {
+  /**
+   * The newest message of a keep-newest queue (a batch's manifest or progress), read without
+   * taking it out; undefined if there is none (the producer died before writing it, or never
+   * needed to) or it does not parse.
+   */
+  private async peek<T>(queue: string, parse: (v: unknown) => { success: true; data: T } | { success: false }): Promise<T | undefined> {
     const ch = await this.model.createChannel();
     ch.on('error', () => {});
     try {
-      const msg = await ch.get(manifestQueueName(batch), { noAck: false });
+      const msg = await ch.get(queue, { noAck: false });
       if (!msg) return undefined;
       ch.nack(msg, false, true);
-      const parsed = ManifestSchema.safeParse(JSON.parse(msg.content.toString('utf8')));
-      return parsed.success && parsed.data.batch === batch ? parsed.data : undefined;
+      const parsed = parse(JSON.parse(msg.content.toString('utf8')));
+      return parsed.success ? parsed.data : undefined;
     } catch {
-      return undefined; // no manifest queue: the producer died before it wrote one
+      return undefined; // no such queue
     } finally {
       await ch.close().catch(() => {});
     }
@@ -341,10 +367,11 @@ export class PipelineClient {
 
   /**
    * Consumes a batch's reply queue. Replies whose results were written out are acknowledged
-   * at checkpoints (about every second): first a manifest of what is still owed replaces the
-   * old one (confirmed), then the acks go. So a producer killed at any moment leaves a
-   * manifest and a queue that agree, and `collect` prints only what it never printed (at
-   * worst the last second's results, printed but not yet checkpointed, come again).
+   * at checkpoints (about every second): first a progress record (a bitmap of the results
+   * written out) replaces the old one in the batch's progress queue (confirmed), then the
+   * acks go. So a producer killed at any moment leaves a record and a queue that agree, and
+   * `collect` writes only what was never written (on stdout, the last second's results,
+   * written but not yet checkpointed, may come again; an output file skips them).
    * Summaries to be added up are held until the batch is complete; then everything is acked
    * and the queues deleted.
    */
@@ -358,6 +385,7 @@ export class PipelineClient {
       timeoutMs: number;
       signal?: AbortSignal | undefined;
       manifest?: Manifest;
+      progress?: Progress;
     },
   ): Promise<{ done: Promise<BatchOutcome>; stop: (completed: boolean) => Promise<void> }> {
     // Replies are acknowledged at checkpoints, after what they carried has been written out,
@@ -371,7 +399,9 @@ export class PipelineClient {
     /** Released replies waiting for the next checkpoint: just channel and tag, not content. */
     let pendingAcks: { ch: Channel; tag: number }[] = [];
     const manifestQueue = manifestQueueName(batch);
-    let revision = opts.manifest?.revision ?? 0;
+    const progressQueue = progressQueueName(batch);
+    let progressDeclared = opts.progress !== undefined;
+    let revision = opts.progress?.revision ?? 0;
     let emittedAtCheckpoint = 0;
     const collector = new BatchCollector(
       batch,
@@ -379,7 +409,7 @@ export class PipelineClient {
         const w = opts.onResult?.(r);
         if (w) written = w;
       },
-      opts.manifest,
+      opts.manifest ? { manifest: opts.manifest, progress: opts.progress } : undefined,
       alive,
       opts.written,
     );
@@ -391,21 +421,27 @@ export class PipelineClient {
       if (ch === channel) ch.ack({ fields: { deliveryTag: tag } } as ConsumeMessage);
     };
 
-    /** Writes the manifest of what is still owed (if anything was printed since), then acks. */
+    /** Records what was written out (if anything was since the last time), then acks. */
     const checkpoint = async (): Promise<void> => {
       await written.catch(() => {});
       const toAck = pendingAcks;
       pendingAcks = [];
       if (collector.emittedCount > emittedAtCheckpoint) {
-        const remaining = collector.remainingManifest();
-        if (remaining) {
-          const emitted = collector.emittedCount;
-          await (await this.livePublisher()).publish('', manifestQueue, Buffer.from(JSON.stringify({ ...remaining, revision: ++revision })), {
+        const emitted = collector.emittedCount;
+        const progress = collector.progress(revision + 1);
+        if (progress) {
+          const publisher = await this.livePublisher();
+          if (!progressDeclared) {
+            await declareProgressQueue(publisher.channel, batch, this.config.REPLY_QUEUE_TTL_MS);
+            progressDeclared = true;
+          }
+          await publisher.publish('', progressQueue, Buffer.from(JSON.stringify(progress)), {
             contentType: 'application/json',
             persistent: true,
-            type: MANIFEST_TYPE,
+            type: PROGRESS_TYPE,
             appId: 'pipeline',
           });
+          revision++;
           emittedAtCheckpoint = emitted;
         }
       }
@@ -524,6 +560,7 @@ export class PipelineClient {
             for (const m of finalMessages) ack(m);
             await ch.deleteQueue(replyQueue).catch(() => {});
             await ch.deleteQueue(manifestQueue).catch(() => {});
+            if (progressDeclared) await ch.deleteQueue(progressQueue).catch(() => {});
           } else if (ch) {
             // A last checkpoint; bounded, since with the connection down there is nothing to write.
             await Promise.race([checkpoint(), delay(5000)]).catch(() => {});

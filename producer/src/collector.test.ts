@@ -57,17 +57,38 @@ describe('BatchCollector', () => {
     expect(c.missing().map((m) => `${m.id}:${m.kind}`)).toEqual(['B1.0:primes', 'B1.0:squares', 'B1.1:title']);
   });
 
-  it('when collect resumes from a checkpoint, then a result of this batch printed before it is counted as a duplicate, not a stranger', () => {
-    // The checkpoint (revision 2) still owes only B1.1's title: B1.0's results were printed.
-    const checkpoint = { ...mixed, revision: 2, jobs: [mixed.jobs[1] as Manifest['jobs'][number]] };
+  it('when collect resumes from a checkpoint, then what it records as written out is not emitted again, and counts as a duplicate', () => {
+    // An earlier session wrote out B1.0's primes (result 0) and its squares' first part (result 1).
+    const earlier = new BatchCollector(batch, () => {}, mixed);
+    earlier.accept(msg('B1.0', { ok: true, kind: 'primes', primes: [2, 3, 5] }));
+    earlier.accept(msg('B1.0', part('squares', [4], 0, false)));
+    const progress = earlier.progress(3);
+    expect(progress).toEqual({ batch, revision: 3, done: Buffer.from([0b001]).toString('base64'), nextPart: { '1': 1 } });
     const seen: Emitted[] = [];
-    const c = new BatchCollector(batch, (r) => seen.push(r), checkpoint);
+    const c = new BatchCollector(batch, (r) => seen.push(r), { manifest: mixed, progress });
+    expect(c.doneCount).toBe(1);
     const again = msg('B1.0', { ok: true, kind: 'primes', primes: [2, 3, 5] });
     expect(c.accept(again)).toEqual([again]);
+    c.accept(msg('B1.0', part('squares', [4], 0, false)));
+    c.accept(msg('B1.0', part('squares', [9], 1, true)));
     c.accept(msg('OTHER.0', { ok: true, kind: 'primes', primes: [] }));
     c.accept(msg('B1.1', { ok: true, kind: 'title', title: 'X' }));
-    expect(seen.map(label)).toEqual(['B1.1:title']);
-    expect(c.stats).toEqual({ received: 1, duplicates: 1, unexpected: 1 });
+    expect(seen.map(label)).toEqual(['B1.0:squares#1', 'B1.1:title']);
+    expect(c.stats).toEqual({ received: 2, duplicates: 2, unexpected: 1 });
+    expect(c.complete).toBe(true);
+  });
+
+  it('when an ordered batch resumes, then the results recorded as done are skipped in the order too', () => {
+    const jobs = [0, 1, 2].map((i) => ({ id: `B1.${i}`, kinds: ['primes' as const], input: { from: i, to: i } }));
+    const m = manifest('ordered', jobs);
+    const earlier = new BatchCollector(batch, () => {}, m);
+    earlier.accept(msg('B1.0', { ok: true, kind: 'primes', primes: [] }));
+    const seen: Emitted[] = [];
+    const c = new BatchCollector(batch, (r) => seen.push(r), { manifest: m, progress: earlier.progress(1) });
+    c.accept(msg('B1.2', { ok: true, kind: 'primes', primes: [2] }));
+    expect(seen).toEqual([]);
+    c.accept(msg('B1.1', { ok: true, kind: 'primes', primes: [] }));
+    expect(seen.map(label)).toEqual(['B1.1:primes', 'B1.2:primes']);
     expect(c.complete).toBe(true);
   });
 
@@ -136,12 +157,13 @@ describe('BatchCollector', () => {
     ]);
   });
 
-  it('when stopped early, then the remaining manifest lists only what is owed, resuming lists at the next part', () => {
+  it('when stopped early, then the checkpoint records what is done and where a list in parts resumes; combine records nothing', () => {
     const jobs = [0, 1].map((i) => ({ id: `B1.${i}`, kinds: ['squares' as const], input: { from: i, to: i } }));
     const c = new BatchCollector(batch, () => {}, manifest('ordered', jobs));
     c.accept(msg('B1.0', { ok: true, kind: 'squares', squares: [0] }));
     c.accept(msg('B1.1', part('squares', [1], 0, false)));
     expect(c.emittedCount).toBe(2);
-    expect(c.remainingManifest()?.jobs).toEqual([{ id: 'B1.1', kinds: ['squares'], input: { from: 1, to: 1 }, nextPart: { squares: 1 } }]);
+    expect(c.progress(1)).toEqual({ batch, revision: 1, done: 'AQ==', nextPart: { '1': 1 } });
+    expect(new BatchCollector(batch, () => {}, manifest('combine', jobs)).progress(1)).toBeUndefined();
   });
 });

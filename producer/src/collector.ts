@@ -5,6 +5,7 @@ import {
   type FailureResult,
   type Manifest,
   type OutputMode,
+  type Progress,
   type Result,
   type ResultKind,
 } from '@amqp-pipeline/shared';
@@ -56,6 +57,8 @@ export interface MissingResult {
 interface Owed {
   id: string;
   order: number;
+  /** Number of this result in manifest order (its bit in a progress checkpoint). */
+  ordinal: number;
   kind: ResultKind;
   input: Record<string, unknown>;
   /** Next part index to emit. */
@@ -109,6 +112,8 @@ export class BatchCollector {
   private emitted = 0;
   /** Entries done (kept as a count: it is read for every message). */
   private doneTotal = 0;
+  /** Results in manifest order (ordinal -> entry). */
+  private byOrdinal: Owed[] = [];
 
   /**
    * @param alive says whether a message held back can still be acknowledged (its channel is
@@ -118,7 +123,7 @@ export class BatchCollector {
   constructor(
     batch: string,
     emit: (r: Emitted) => void,
-    manifest?: Manifest,
+    manifest?: Manifest | { manifest: Manifest; progress?: Progress | undefined },
     private readonly alive: (msg: Msg) => boolean = () => true,
     /**
      * Says whether the output already holds a piece (by `outputKey`), written by an earlier
@@ -128,7 +133,8 @@ export class BatchCollector {
   ) {
     this.batch = batch;
     this.emit = emit;
-    if (manifest) this.learn(manifest);
+    if (manifest && 'manifest' in manifest) this.learn(manifest.manifest, manifest.progress);
+    else if (manifest) this.learn(manifest);
   }
 
   get knowsJobs(): boolean {
@@ -196,11 +202,7 @@ export class BatchCollector {
     const parsed = ResultSchema.safeParse(safeJson(msg.content));
     const owed = parsed.success ? this.owed.get(`${id}:${parsed.data.kind}`) : undefined;
     if (!parsed.success || !owed) {
-      // A valid result of this batch that the manifest no longer owes was printed by an
-      // earlier session (its ack was lost with that session, or with a broker crash): a
-      // duplicate, not a stranger.
-      if (parsed.success && this.isOwnJob(id)) this.stats.duplicates++;
-      else this.stats.unexpected++;
+      this.stats.unexpected++;
       return [msg];
     }
     return this.take(owed, parsed.data, msg);
@@ -223,25 +225,19 @@ export class BatchCollector {
   }
 
   /**
-   * The manifest of what is still owed, for a collector that stops early: jobs whose
-   * results were all emitted are left out, and lists sent in parts resume at the next part.
-   * For `combine` nothing was released, so it is the whole manifest again.
+   * A checkpoint of what has been written out: every result done, and for lists sent in parts
+   * and written out in part, the next part owed. For `combine` nothing is written before the
+   * end, so there is nothing to record. `revision` is the caller's counter.
    */
-  remainingManifest(): Manifest | undefined {
-    if (!this.manifest) return undefined;
-    if (this.manifest.output === 'combine') return this.manifest;
-    const jobs: Manifest['jobs'] = [];
-    for (const job of this.manifest.jobs) {
-      const kinds = job.kinds.filter((k) => !this.owed.get(`${job.id}:${k}`)?.done);
-      if (kinds.length === 0) continue;
-      const nextPart: Partial<Record<ResultKind, number>> = {};
-      for (const k of kinds) {
-        const n = this.owed.get(`${job.id}:${k}`)?.nextPart ?? 0;
-        if (n > 0) nextPart[k] = n;
-      }
-      jobs.push({ ...job, kinds, ...(Object.keys(nextPart).length ? { nextPart } : { nextPart: undefined }) });
+  progress(revision: number): Progress | undefined {
+    if (!this.manifest || this.manifest.output === 'combine') return undefined;
+    const bits = Buffer.alloc((this.byOrdinal.length + 7) >> 3);
+    const nextPart: Record<string, number> = {};
+    for (const o of this.byOrdinal) {
+      if (o.done) bits[o.ordinal >> 3] = (bits[o.ordinal >> 3] as number) | (1 << (o.ordinal & 7));
+      else if (o.nextPart > 0) nextPart[String(o.ordinal)] = o.nextPart;
     }
-    return { ...this.manifest, jobs };
+    return { batch: this.batch, revision, done: bits.toString('base64'), nextPart };
   }
 
   /** The message of the manifest currently held (to acknowledge when it is replaced). */
@@ -260,27 +256,18 @@ export class BatchCollector {
     return msgs;
   }
 
-  /**
-   * Whether a result the manifest does not owe may have been printed by an earlier session:
-   * only when the manifest is a checkpoint (revision > 0: some results were printed and
-   * dropped from it) and the id has the form of this batch's job ids (`<batch>.<index>`).
-   */
-  private isOwnJob(id: string): boolean {
-    if ((this.manifest?.revision ?? 0) === 0) return false;
-    return id.startsWith(`${this.batch}.`) && /^\d+$/.test(id.slice(this.batch.length + 1));
-  }
-
   private kinds(): ResultKind[] {
     return [...new Set([...this.owed.values()].map((o) => o.kind))];
   }
 
-  private learn(manifest: Manifest): void {
+  private learn(manifest: Manifest, progress?: Progress): void {
     this.manifest = manifest;
     manifest.jobs.forEach((job, order) => {
       for (const kind of job.kinds) {
         const o: Owed = {
           id: job.id,
           order,
+          ordinal: this.byOrdinal.length,
           kind,
           input: job.input,
           nextPart: job.nextPart?.[kind] ?? 0,
@@ -289,6 +276,7 @@ export class BatchCollector {
           waiting: new Map(),
         };
         this.owed.set(`${job.id}:${kind}`, o);
+        this.byOrdinal.push(o);
         if (manifest.output === 'ordered') {
           let q = this.queues.get(kind);
           if (!q) this.queues.set(kind, (q = { list: [], head: 0 }));
@@ -296,6 +284,22 @@ export class BatchCollector {
         }
       }
     });
+    if (progress && progress.batch === this.batch && manifest.output !== 'combine') this.resume(progress);
+  }
+
+  /** Takes what earlier sessions wrote out (a progress checkpoint) as done. */
+  private resume(progress: Progress): void {
+    const bits = Buffer.from(progress.done, 'base64');
+    for (const o of this.byOrdinal) {
+      if (((bits[o.ordinal >> 3] ?? 0) >> (o.ordinal & 7)) & 1) {
+        o.done = true;
+        this.doneTotal++;
+      } else {
+        const next = progress.nextPart[String(o.ordinal)];
+        if (next !== undefined) o.nextPart = next;
+      }
+    }
+    for (const q of this.queues.values()) while (q.list[q.head]?.done) q.head++;
   }
 
   private take(o: Owed, result: Result, msg: Msg): Msg[] {
@@ -369,6 +373,7 @@ export class BatchCollector {
         current.waiting.clear();
         if (!q) break;
         q.head++;
+        while (q.list[q.head]?.done) q.head++;
         current = q.list[q.head];
       }
     }

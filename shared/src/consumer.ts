@@ -354,7 +354,6 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
       type: RESULT_TYPE,
       appId: def.service,
       timestamp: Math.floor(Date.now() / 1000),
-      headers: { 'x-pipeline-kind': def.kind },
     };
     try {
       await s.publisher.publish('', replyTo, body, options);
@@ -365,7 +364,6 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
       await s.publisher.publish(Exchanges.deadLetter.name, replyTo, body, {
         ...options,
         headers: {
-          ...options.headers,
           [DeadLetterHeaders.reason]: `reply queue "${replyTo}" does not exist`,
           [DeadLetterHeaders.code]: ErrorCodes.UNROUTABLE,
           [DeadLetterHeaders.service]: def.service,

@@ -13,8 +13,11 @@ export {
   REPLY_QUEUE_PREFIX,
   replyQueueName,
   manifestQueueName,
+  progressQueueName,
+  declareProgressQueue,
   declareTopology,
   declareReplyQueue,
+  declareReplyQueues,
   topologyFor,
   servicePermissions,
   producerPermissions,
@@ -57,6 +60,6 @@ export {
   type SuccessResult,
   type FailureResult,
 } from './messages/result.js';
-export { ManifestSchema, OutputMode, MANIFEST_TYPE, type Manifest } from './messages/manifest.js';
+export { ManifestSchema, OutputMode, MANIFEST_TYPE, ProgressSchema, PROGRESS_TYPE, type Manifest, type Progress } from './messages/manifest.js';
 export { serviceMain, EXIT_CONFIG } from './service.js';
 export { brokerDefinitions, defaultUsers, rabbitPasswordHash, type UserSpec } from './definitions.js';

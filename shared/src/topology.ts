@@ -182,18 +182,46 @@ export function manifestQueueName(batch: string): string {
 }
 
 /**
- * Declares a batch's reply queue and manifest queue: durable, so results outlive the
- * producer (and a broker restart); both expire when unused for `ttlMs`.
+ * Where a batch's output checkpoints live (also keep-newest). Declared by the producer at its
+ * first checkpoint, so batches answered within a second never have one.
  */
-export async function declareReplyQueue(ch: Channel, batch: string, ttlMs: number): Promise<string> {
-  const name = replyQueueName(batch);
+export function progressQueueName(batch: string): string {
+  return `${REPLY_QUEUE_PREFIX}${batch}.progress`;
+}
+
+export async function declareProgressQueue(ch: Channel, batch: string, ttlMs: number): Promise<string> {
+  const name = progressQueueName(batch);
   await ch.assertQueue(name, {
-    durable: true,
-    arguments: { 'x-queue-type': 'classic', 'x-expires': ttlMs },
-  });
-  await ch.assertQueue(manifestQueueName(batch), {
     durable: true,
     arguments: { 'x-queue-type': 'classic', 'x-expires': ttlMs, 'x-max-length': 1 },
   });
   return name;
+}
+
+/**
+ * Declares a batch's reply queue and manifest queue: durable, so results outlive the
+ * producer (and a broker restart); both expire when unused for `ttlMs`.
+ */
+export async function declareReplyQueue(ch: Channel, batch: string, ttlMs: number): Promise<string> {
+  const { reply, manifest } = declareReplyQueues(ch, batch, ttlMs);
+  await reply;
+  await manifest;
+  return replyQueueName(batch);
+}
+
+/**
+ * The same, both declarations sent at once: the promises settle with the broker's answers,
+ * and meanwhile more commands (the jobs' publishes) can follow on the same channel, which
+ * the broker handles in order.
+ */
+export function declareReplyQueues(ch: Channel, batch: string, ttlMs: number): { reply: Promise<unknown>; manifest: Promise<unknown> } {
+  const reply = ch.assertQueue(replyQueueName(batch), {
+    durable: true,
+    arguments: { 'x-queue-type': 'classic', 'x-expires': ttlMs },
+  });
+  const manifest = ch.assertQueue(manifestQueueName(batch), {
+    durable: true,
+    arguments: { 'x-queue-type': 'classic', 'x-expires': ttlMs, 'x-max-length': 1 },
+  });
+  return { reply, manifest };
 }

@@ -12,11 +12,9 @@ export const OutputMode = z.enum(['ordered', 'combine', 'independent']);
 export type OutputMode = z.infer<typeof OutputMode>;
 
 /**
- * Written by the producer into the batch's manifest queue (which keeps only the newest),
- * so a later `pipeline collect` knows which results to expect and how to present them.
- * While it prints results, the producer checkpoints: it writes a manifest listing only
- * what is still owed (jobs left, and for lists sent in parts, the next part expected), and
- * only then acknowledges the replies it printed.
+ * Written once by the producer into the batch's manifest queue, so a later `pipeline
+ * collect` knows which results to expect and how to present them. What has been written
+ * out since is recorded apart, in small progress checkpoints (see ProgressSchema).
  */
 export const ManifestSchema = z.object({
   batch: z.string(),
@@ -40,3 +38,23 @@ export const ManifestSchema = z.object({
 });
 
 export type Manifest = z.infer<typeof ManifestSchema>;
+
+export const PROGRESS_TYPE = 'pipeline.progress.v1';
+
+/**
+ * A checkpoint of a batch's output, written by the producer into the batch's progress queue
+ * (which keeps only the newest) about every second, before it acknowledges the replies it
+ * wrote out. Results are numbered in manifest order: job by job, and within a job kind by
+ * kind as the manifest lists them.
+ */
+export const ProgressSchema = z.object({
+  batch: z.string(),
+  /** Counts up with each checkpoint. */
+  revision: z.number().int().min(1),
+  /** Bitmap (base64, bit i = byte i >> 3, bit i & 7) of the results written out completely. */
+  done: z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/),
+  /** For lists sent in parts and written out in part: result number -> next part owed. */
+  nextPart: z.record(z.string().regex(/^\d+$/), z.number().int().min(1)).default({}),
+});
+
+export type Progress = z.infer<typeof ProgressSchema>;
