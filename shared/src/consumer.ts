@@ -447,7 +447,17 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
     const correlationId = String(msg.properties.correlationId ?? '');
     const attempt = (Number(msg.properties.headers?.[RetryHeaders.attempts]) || 0) + 1;
     const redeliveries = deliveryCount(msg);
-    const jobLog = log.child({ correlationId, messageId: msg.properties.messageId, attempt, ...(redeliveries ? { redeliveries } : {}) });
+    // The job's logger is made when first used: most jobs log nothing at the default level,
+    // and a pino child serialises its bindings when it is made.
+    let child: Logger | undefined;
+    const jobLogger = () => (child ??= log.child({ correlationId, messageId: msg.properties.messageId, attempt, ...(redeliveries ? { redeliveries } : {}) }));
+    const jobLog = {
+      error: (obj: object, text: string) => jobLogger().error(obj, text),
+      warn: (obj: object, text: string) => jobLogger().warn(obj, text),
+      debug: (obj: object, text: string) => {
+        if (log.isLevelEnabled('debug')) jobLogger().debug(obj, text);
+      },
+    };
     const started = performance.now();
     try {
       if (redeliveries >= DELIVERY_LIMIT - 1) {
@@ -480,7 +490,14 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
 
       let result: Result;
       try {
-        const value = await def.handle(job, { log: jobLog, correlationId, attempt, signal: shutdown.signal });
+        const value = await def.handle(job, {
+          get log() {
+            return jobLogger();
+          },
+          correlationId,
+          attempt,
+          signal: shutdown.signal,
+        });
         if (isListOutput(value)) {
           const parts = await replyList(s, msg, value);
           s.channel.ack(msg);

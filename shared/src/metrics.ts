@@ -48,10 +48,16 @@ export class ServiceMetrics {
     this.inFlight.inc();
   }
 
+  /** Per (kind, outcome): the label children, looked up once (prom-client hashes labels on every call). */
+  private readonly children = new Map<string, { jobs: { inc(): void }; duration: { observe(v: number): void } }>();
+
   jobFinished(kind: string, outcome: JobOutcome, seconds: number): void {
     this.inFlight.dec();
-    this.jobs.inc({ kind, outcome });
-    this.duration.observe({ kind, outcome }, seconds);
+    const key = `${kind}\u0000${outcome}`;
+    let c = this.children.get(key);
+    if (!c) this.children.set(key, (c = { jobs: this.jobs.labels({ kind, outcome }), duration: this.duration.labels({ kind, outcome }) }));
+    c.jobs.inc();
+    c.duration.observe(seconds);
   }
 
   reconnected(): void {
