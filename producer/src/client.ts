@@ -330,34 +330,42 @@ export class PipelineClient {
         { cause },
       );
     }
-    const manifest = await this.peek(manifestQueueName(batch), (v) => ManifestSchema.safeParse(v));
-    const progress = manifest ? await this.peek(progressQueueName(batch), (v) => ProgressSchema.safeParse(v)) : undefined;
-    const gathering = await this.gather(batch, replyQueue, {
-      ...opts,
-      ...(manifest?.batch === batch ? { manifest, ...(progress?.batch === batch ? { progress } : {}) } : {}),
-    });
+    const manifest = (await this.peek(manifestQueueName(batch), (v) => ManifestSchema.safeParse(v))).find((m) => m.batch === batch);
+    const records = manifest ? await this.peek(progressQueueName(batch), (v) => ProgressSchema.safeParse(v)) : [];
+    const progress = mergeProgress(records.filter((p) => p.batch === batch));
+    this.log.debug({ batch, manifest: manifest !== undefined, progressRecords: records.length, revisions: records.map((p) => p.revision) }, 'collecting');
+    const gathering = await this.gather(batch, replyQueue, { ...opts, ...(manifest ? { manifest, ...(progress ? { progress } : {}) } : {}) });
     return gathering.done;
   }
 
   /**
-   * The newest message of a keep-newest queue (a batch's manifest or progress), read without
-   * taking it out; undefined if there is none (the producer died before writing it, or never
-   * needed to) or it does not parse.
+   * The messages of a keep-newest queue (a batch's manifest or progress), read without taking
+   * them out; none if there is no such queue (the producer died before writing it, or never
+   * needed to). Normally there is one, but a broker that was killed may bring back an older
+   * one beside the newest (its removal had not reached the disk), so all are read.
    */
-  private async peek<T>(queue: string, parse: (v: unknown) => { success: true; data: T } | { success: false }): Promise<T | undefined> {
+  private async peek<T>(queue: string, parse: (v: unknown) => { success: true; data: T } | { success: false }): Promise<T[]> {
     const ch = await this.model.createChannel();
     ch.on('error', () => {});
+    const found: T[] = [];
     try {
-      const msg = await ch.get(queue, { noAck: false });
-      if (!msg) return undefined;
-      ch.nack(msg, false, true);
-      const parsed = parse(JSON.parse(msg.content.toString('utf8')));
-      return parsed.success ? parsed.data : undefined;
+      for (let i = 0; i < 100; i++) {
+        const msg = await ch.get(queue, { noAck: false });
+        if (!msg) break;
+        let parsed: { success: true; data: T } | { success: false } = { success: false };
+        try {
+          parsed = parse(JSON.parse(msg.content.toString('utf8')));
+        } catch {
+          /* not JSON: skipped */
+        }
+        if (parsed.success) found.push(parsed.data);
+      }
     } catch {
-      return undefined; // no such queue
+      // no such queue
     } finally {
-      await ch.close().catch(() => {});
+      await ch.close().catch(() => {}); // hands every message back, unacknowledged
     }
+    return found;
   }
 
   async close(): Promise<void> {
@@ -592,4 +600,30 @@ export class PipelineClient {
     return { done, stop };
   }
 
+}
+
+/**
+ * One record of everything several progress records say: written-out results only ever
+ * grow, so their union (and for a list in parts, the furthest part) is the most that is known.
+ */
+export function mergeProgress(records: readonly Progress[]): Progress | undefined {
+  const [first, ...rest] = records;
+  if (!first) return undefined;
+  if (rest.length === 0) return first;
+  const bits = Buffer.from(first.done, 'base64');
+  let done = Buffer.from(bits);
+  let revision = first.revision;
+  const nextPart: Record<string, number> = { ...first.nextPart };
+  for (const p of rest) {
+    const b = Buffer.from(p.done, 'base64');
+    if (b.length > done.length) done = Buffer.concat([done, Buffer.alloc(b.length - done.length)]);
+    for (let i = 0; i < b.length; i++) done[i] = (done[i] as number) | (b[i] as number);
+    for (const [k, v] of Object.entries(p.nextPart)) nextPart[k] = Math.max(nextPart[k] ?? 0, v);
+    revision = Math.max(revision, p.revision);
+  }
+  for (const k of Object.keys(nextPart)) {
+    const i = Number(k);
+    if (((done[i >> 3] ?? 0) >> (i & 7)) & 1) delete nextPart[k];
+  }
+  return { batch: first.batch, revision, done: done.toString('base64'), nextPart };
 }
