@@ -45,7 +45,7 @@ await serviceMain(SERVICE, async () => {
     await pool.close(); // or its threads would keep the process alive
     throw err;
   });
-  log.info({ workers: pool.threads }, 'sieve worker threads started');
+  log.info({ workers: pool.threads }, 'sieve worker pool ready (threads start with the first large range)');
 
   const signal = await shutdownSignal(() => process.exit(130));
   log.info({ signal }, 'shutting down');

@@ -4,8 +4,9 @@
  */
 import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
-import { countPrimes, primesBetween, type PrimeSummary } from './primes.js';
+import type { PrimeSummary } from './primes.js';
 import type { RangeTask } from './sieve-worker.js';
+import { SMALL_MAX_TO, SMALL_MAX_WIDTH, smallPrimeSummary, smallPrimesBetween } from './small-range.js';
 
 export interface PrimePoolOptions {
   /** Worker threads; 0 or undefined = one per core (os.availableParallelism()). */
@@ -18,12 +19,12 @@ export interface PrimePoolOptions {
 }
 
 /** Widest range sieved on the calling thread. */
-export const INLINE_MAX_WIDTH = 1 << 16;
+export const INLINE_MAX_WIDTH = SMALL_MAX_WIDTH;
 /**
  * Highest `to` sieved on the calling thread: its base primes (up to sqrt(to) = 65536) are a
  * few kilobytes, where a range near 2^53 needs tens of megabytes of them, built once per thread.
  */
-export const INLINE_MAX_TO = 2 ** 32;
+export const INLINE_MAX_TO = SMALL_MAX_TO;
 
 /** A range that costs well under a millisecond to sieve, even the first time. */
 export function isSmallRange(from: number, to: number): boolean {
@@ -48,9 +49,10 @@ export class PrimePool {
     this.threads = asked === 0 ? availableParallelism() : asked;
     this.#pool = new Piscina<RangeTask, unknown>({
       filename: WORKER_URL.href,
-      // A fixed-size pool: every thread starts at once and stays (sieve tasks come in bursts,
-      // and a warm thread keeps its base-prime cache).
-      minThreads: this.threads,
+      // Threads start when the first range too big for the calling thread comes (a service
+      // that only gets small ranges never pays ~11 MB per thread), and then stay: sieve tasks
+      // come in bursts, and a warm thread keeps its base-prime cache.
+      minThreads: 0,
       maxThreads: this.threads,
       idleTimeout: Infinity,
     });
@@ -58,13 +60,13 @@ export class PrimePool {
 
   /** Every prime in [from, to], ascending; the array's buffer is transferred from the worker. */
   list(from: number, to: number): Promise<Float64Array> {
-    if (this.#inline && isSmallRange(from, to)) return new Promise((resolve) => resolve(primesBetween(from, to)));
+    if (this.#inline && isSmallRange(from, to)) return new Promise((resolve) => resolve(smallPrimesBetween(from, to)));
     return this.#pool.run({ from, to }, { name: 'list' }) as Promise<Float64Array>;
   }
 
   /** Count, smallest, largest and exact sum of the primes in [from, to]. */
   summary(from: number, to: number): Promise<PrimeSummary> {
-    if (this.#inline && isSmallRange(from, to)) return new Promise((resolve) => resolve(countPrimes(from, to)));
+    if (this.#inline && isSmallRange(from, to)) return new Promise((resolve) => resolve(smallPrimeSummary(from, to)));
     return this.#pool.run({ from, to }, { name: 'summary' }) as Promise<PrimeSummary>;
   }
 
