@@ -78,12 +78,25 @@ export interface CollectOptions {
 
 const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
+/** Whether `p` settled within `ms` (the timer does not outlive the answer). */
+async function within(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  try {
+    return await Promise.race([p.then(() => true as const), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Unacknowledged replies the producer takes at once, for small results. */
 const REPLY_PREFETCH = 256;
 /** ...but no more than about this many bytes of them (long lists come in ~1 MB parts). */
 const REPLY_WINDOW_BYTES = 16 * 1024 * 1024;
 /** Never fewer than this, so parts keep flowing. */
 const REPLY_PREFETCH_MIN = 4;
+/** Longest wait for batch clean-ups, and then for the connection to close, in close(). */
+const CLOSE_WAIT_MS = 10_000;
 /** How often printed replies are checkpointed (manifest rewritten, then acked), ms... */
 const CHECKPOINT_MS = 1000;
 /** ...or sooner, once this many are waiting. */
@@ -368,9 +381,16 @@ export class PipelineClient {
     return found;
   }
 
+  /**
+   * Waits for the batches' clean-ups (acks, queue deletion), then closes the connection; both
+   * bounded, so a clean-up stuck on a connection that went away cannot keep the process alive
+   * (what it did not finish stays in the queues for `collect`).
+   */
   async close(): Promise<void> {
-    await Promise.allSettled([...this.cleanups]);
-    await this.model.close().catch(() => {});
+    if (!(await within(Promise.allSettled([...this.cleanups]), CLOSE_WAIT_MS))) {
+      this.log.warn({ waitedMs: CLOSE_WAIT_MS }, 'batch clean-up did not finish; closing anyway (unfinished results stay queued for collect)');
+    }
+    await within(this.model.close().catch(() => {}), CLOSE_WAIT_MS);
   }
 
   /**
@@ -558,7 +578,7 @@ export class PipelineClient {
       const finalMessages = completed ? collector.finish() : []; // emits combined results now
       const cleanup = (async () => {
         // Bounded: with the connection down, a checkpoint under way cannot finish.
-        await Promise.race([checkpointing?.catch(() => {}), delay(5000)]);
+        if (checkpointing) await within(checkpointing.catch(() => {}), 5000);
         await written.catch(() => {});
         stopped = true;
         const ch = channel;
@@ -571,11 +591,11 @@ export class PipelineClient {
             if (progressDeclared) await ch.deleteQueue(progressQueue).catch(() => {});
           } else if (ch) {
             // A last checkpoint; bounded, since with the connection down there is nothing to write.
-            await Promise.race([checkpoint(), delay(5000)]).catch(() => {});
+            await within(checkpoint().catch(() => {}), 5000);
           }
         } finally {
           channel = undefined;
-          await ch?.close().catch(() => {});
+          if (ch) await within(ch.close().catch(() => {}), 5000);
         }
       })();
       this.cleanups.add(cleanup);
