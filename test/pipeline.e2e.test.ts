@@ -227,6 +227,7 @@ describe('the CLI at its edges', () => {
       ['primes', '1', '10', '--chunk', '0'],
       ['primes', '1', '1e12', '--count', '--chunk', '1'],
       ['titles', 'http://x/', '--count'],
+      ['primes', '1', '10', '-o', '/nonexistent-dir/primes.jsonl'], // refused before connecting; exits
     ];
     for (const args of cases) {
       const run = await runCli(args);

@@ -340,9 +340,13 @@ async function run(argv: string[]): Promise<number> {
   }
 
   const log = createLogger('pipeline', { level: config.LOG_LEVEL }, 2);
-  const client = await PipelineClient.connect(config, log);
-  const printer = new HumanPrinter(Math.max(40, process.stdout.columns ?? 80));
+  // The output file first: a bad path is a usage error, before any connection is open.
   const file = p.out === undefined ? undefined : await openOutFile(p.out);
+  const client = await PipelineClient.connect(config, log).catch(async (err: unknown) => {
+    await file?.close();
+    throw err;
+  });
+  const printer = new HumanPrinter(Math.max(40, process.stdout.columns ?? 80));
   const onResult = file ? file.write : (r: Emitted): Promise<void> => write(p.json ? jsonLine(r) : printer.format(r));
   const written = file?.has;
   const flushed = async () => {
