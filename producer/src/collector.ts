@@ -81,8 +81,12 @@ function partIndex(r: Result): { index: number; last: boolean } {
  * remembers these keys (e.g. an output file) lets `collect` skip what it already holds.
  */
 export function outputKey(r: Emitted): string {
-  if (r.type === 'combined') return `${r.batch}:combined:${r.kind}`;
+  if (r.type === 'combined') return combinedKey(r.batch, r.kind);
   return resultKey(r.id, r.result);
+}
+
+function combinedKey(batch: string, kind: string): string {
+  return `${batch}:combined:${kind}`;
 }
 
 function resultKey(id: string, result: Result): string {
@@ -385,7 +389,7 @@ export class BatchCollector {
     const msgs = entries.flatMap((o) => (o.final ? [o.final.msg] : []));
     this.heldCount -= msgs.length;
     const input = this.manifest?.request ?? {};
-    if (this.written(`${this.batch}:combined:${kind}`)) return msgs;
+    if (this.written(combinedKey(this.batch, kind))) return msgs;
     const failure = entries.find((o) => o.final && !o.final.result.ok)?.final?.result;
     if (failure && !failure.ok) {
       this.emit({ type: 'combined', batch: this.batch, kind, input, jobs: entries.length, result: failure });

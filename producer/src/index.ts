@@ -2,4 +2,4 @@ export { PipelineClient, type SubmitOptions, type CollectOptions, type BatchOutc
 export { BatchCollector, outputKey, type CollectedResult, type CombinedResult, type Emitted, type CollectorStats, type MissingResult } from './collector.js';
 export { rangeJob, rangeJobs, chunkCount, urlJob, newBatchId, correlationIdFor, BATCH_ID_PATTERN, type JobSpec, type RangeTarget } from './jobs.js';
 export { jsonLine, HumanPrinter } from './output.js';
-export { ResultFile } from './result-file.js';
+export { ResultFile, lineKey } from './result-file.js';

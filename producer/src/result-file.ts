@@ -119,17 +119,25 @@ async function readKeys(path: string, length: number, keys: Set<string>): Promis
     } catch {
       throw new Error(`${path} is not a pipeline output file: line ${n} is not JSON (choose another file for --out)`);
     }
-    const { batch, id, input, jobs, ...result } = v;
-    if (typeof batch !== 'string' || typeof result.kind !== 'string') {
+    const key = lineKey(v);
+    if (key === undefined) {
       throw new Error(`${path} is not a pipeline output file: line ${n} has no batch or kind (choose another file for --out)`);
     }
-    keys.add(
-      outputKey(
-        id === undefined && typeof jobs === 'number'
-          ? ({ type: 'combined', batch, kind: result.kind, input: {}, jobs, result } as unknown as Emitted)
-          : ({ type: 'result', batch, id: String(id), input: (input ?? {}) as Record<string, unknown>, result } as unknown as Emitted),
-      ),
-    );
+    keys.add(key);
   }
   return n;
+}
+
+/**
+ * The `outputKey` of one line as `--json` and ResultFile write it (the batch, the job's id and
+ * input, then the result; a combined summary has `jobs` and no id); undefined if it is not one.
+ */
+export function lineKey(line: Record<string, unknown>): string | undefined {
+  const { batch, id, input, jobs, ...result } = line;
+  if (typeof batch !== 'string' || typeof result.kind !== 'string') return undefined;
+  return outputKey(
+    id === undefined && typeof jobs === 'number'
+      ? ({ type: 'combined', batch, kind: result.kind, input: {}, jobs, result } as unknown as Emitted)
+      : ({ type: 'result', batch, id: String(id), input: (input ?? {}) as Record<string, unknown>, result } as unknown as Emitted),
+  );
 }

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { ServiceProcess, type ServiceName } from '@amqp-pipeline/devtools';
-import { PipelineClient, ResultFile, newBatchId, outputKey, type BatchOutcome, type Emitted, type JobSpec } from '@amqp-pipeline/producer';
+import { PipelineClient, ResultFile, lineKey, newBatchId, type BatchOutcome, type Emitted, type JobSpec } from '@amqp-pipeline/producer';
 import { createLogger, loadConfig } from '@amqp-pipeline/shared';
 import amqp, { type Channel, type ChannelModel } from 'amqplib';
 import type { Ledger } from './ledger.js';
@@ -401,11 +401,7 @@ export function duplicatesInFile(path: string): number {
   let dups = 0;
   for (const line of readFileSync(path, 'utf8').split('\n')) {
     if (!line.trim()) continue;
-    const { batch, id, input, jobs, ...result } = JSON.parse(line) as Record<string, unknown>;
-    const key =
-      id === undefined && typeof jobs === 'number'
-        ? `${String(batch)}:combined:${String(result.kind)}`
-        : outputKey({ type: 'result', batch: String(batch), id: String(id), input: (input ?? {}) as Record<string, unknown>, result } as unknown as Emitted);
+    const key = lineKey(JSON.parse(line) as Record<string, unknown>) ?? line;
     if (seen.has(key)) dups++;
     seen.add(key);
   }
