@@ -19,7 +19,7 @@ const requester = await amqp.connect(url, { noDelay: true });
 const echo = await amqp.connect(url, { noDelay: true });
 const rq = await requester.createConfirmChannel();
 let reqQ = `bench.probe.requests.${tag}`;
-const qargs = { 'x-queue-type': 'quorum' };
+const qargs = { 'x-queue-type': process.env.QT ?? 'quorum' };
 if (V.has('dlx')) Object.assign(qargs, { 'x-delivery-limit': 5, 'x-dead-letter-exchange': 'pipeline.dead-letter' });
 await rq.assertQueue(reqQ, { durable: true, arguments: qargs });
 let exchange = '', rk = reqQ;
@@ -30,6 +30,7 @@ const ec = await echo.createConfirmChannel();
 await ec.prefetch(PREFETCH);
 let seq = 0; let pendingTag = 0; let flushSched = false;
 await ec.consume(reqQ, (m) => {
+  if (!m) return;
   const props = { correlationId: m.properties.correlationId, persistent: true, contentType: 'application/json' };
   if (V.has('props')) Object.assign(props, { type: 'pipeline.result.v1', appId: 'prime-filter', timestamp: Math.floor(Date.now() / 1000), headers: { 'x-pipeline-kind': 'primes', 'x-pipeline-seq': ++seq } });
   if (V.has('noheaders') || V.has('batchonly')) Object.assign(props, { type: 'pipeline.result.v1', appId: 'prime-filter', timestamp: Math.floor(Date.now() / 1000) });
@@ -50,7 +51,7 @@ const send = () => {
 };
 const c0 = cpu(); const t0 = performance.now();
 await new Promise((resolve) => {
-  rq.consume(replies, (m) => { rq.ack(m); received++; if (sent < JOBS) send(); if (received === JOBS) resolve(); });
+  rq.consume(replies, (m) => { if (!m) return; rq.ack(m); received++; if (sent < JOBS) send(); if (received === JOBS) resolve(); });
   for (let i = 0; i < WINDOW; i++) send();
 });
 const secs = (performance.now() - t0) / 1000; const c1 = cpu();

@@ -31,6 +31,7 @@ import { createTitleFetcher } from '@amqp-pipeline/title-fetcher/dist/title-fetc
 import { ServiceProcess } from '@amqp-pipeline/devtools';
 import { PipelineClient, urlJob } from '@amqp-pipeline/producer';
 import { createLogger, loadConfig } from '@amqp-pipeline/shared';
+import { ceilingOf } from './pipeline.js';
 import { rssMb } from './proc.js';
 import type { Row } from './table.js';
 
@@ -41,9 +42,15 @@ const QUEUED = Number(process.env.BENCH_TITLES_QUEUED ?? 10_000);
 /**
  * The whole pipeline: a title-fetcher service (prefetch = IN_FLIGHT, per-host limit lifted
  * to match, private addresses allowed for the local pages), jobs published and results
- * collected by the producer library. Returns pages/s and the service's peak RSS.
+ * collected by the producer library. Like the other variants it is warmed up first (on
+ * `warmup` pages: the service is long-running, its first pages run before the JIT has
+ * compiled anything) and then timed over `rounds` batches of `urls`; the median batch is
+ * reported, the cold first batch too. Also returns the service's peak RSS.
  */
-async function throughPipeline(urls: string[]): Promise<{ pagesPerSecond: number; peakMb: number }> {
+async function throughPipeline(
+  urls: string[],
+  { warmup, rounds }: { warmup: number; rounds: number },
+): Promise<{ pagesPerSecond: number; coldPagesPerSecond: number; peakMb: number }> {
   const config = loadConfig(process.env);
   const proc = new ServiceProcess('title-fetcher', {
     env: {
@@ -58,12 +65,19 @@ async function throughPipeline(urls: string[]): Promise<{ pagesPerSecond: number
   try {
     await proc.ready;
     const client = await PipelineClient.connect(config, createLogger('bench', { level: 'error' }, 2));
-    try {
+    const batch = async (batchUrls: string[]): Promise<number> => {
       const started = performance.now();
-      const outcome = await client.submit(urls.map(urlJob), { wait: true, output: 'independent', timeoutMs: 600_000 });
+      const outcome = await client.submit(batchUrls.map(urlJob), { wait: true, output: 'independent', timeoutMs: 600_000 });
       const secs = (performance.now() - started) / 1000;
       if (!outcome.complete || outcome.failed) throw new Error(`titles through the pipeline: ${outcome.failed} failed, complete ${outcome.complete}`);
-      return { pagesPerSecond: urls.length / secs, peakMb };
+      return batchUrls.length / secs;
+    };
+    try {
+      const cold = await batch(warmup > 0 ? urls.slice(0, warmup) : urls);
+      if (warmup === 0) return { pagesPerSecond: cold, coldPagesPerSecond: cold, peakMb };
+      const rates: number[] = [];
+      for (let i = 0; i < rounds; i++) rates.push(await batch(urls));
+      return { pagesPerSecond: median(rates), coldPagesPerSecond: cold, peakMb };
     } finally {
       await client.close();
     }
@@ -78,6 +92,8 @@ const PAGES = 2000;
 const WARMUP_PAGES = 200;
 const IN_FLIGHT = 100;
 const ROUNDS = 5;
+
+
 /** FETCH_PER_HOST_CONCURRENCY's default. */
 const DEFAULT_PER_HOST_LIMIT = 8;
 const PYTHON = '/usr/bin/python3';
@@ -275,9 +291,14 @@ export async function run(): Promise<Row[]> {
     }
     const [bare, ours, oursDefault] = measured as [Measurement, Measurement, Measurement];
     const python = aiohttpAvailable() ? await measureAiohttp(urls) : undefined;
-    const pipeline = await throughPipeline(urls);
+    const pipeline = await throughPipeline(urls, { warmup: WARMUP_PAGES, rounds: ROUNDS });
+    // The broker's own request/reply ceiling on this machine now: no pipeline can beat it, so
+    // DESIGN.md reads an "x times a bare loop" target against the lower of the two.
+    const ceiling = await ceilingOf(loadConfig(process.env).AMQP_URL, 1000, IN_FLIGHT, true);
+    const yardstick = Math.min(bare.pagesPerSecond, ceiling);
+    const yardstickName = yardstick === ceiling ? 'broker req/reply ceiling' : 'bare undici loop';
     const queuedUrls = Array.from({ length: QUEUED }, (_, i) => `${server.base}/page/${i % PAGES}`);
-    const queued = await throughPipeline(queuedUrls);
+    const queued = await throughPipeline(queuedUrls, { warmup: 0, rounds: 1 });
 
     const rows: Row[] = [
       {
@@ -312,15 +333,23 @@ export async function run(): Promise<Row[]> {
     rows.push(
       {
         suite: SUITE,
+        case: `broker ceiling: bare amqplib request/reply (as in the pipeline suite), 1000 in flight, prefetch ${IN_FLIGHT}, durable replies`,
+        ours: ceiling,
+        unit: 'jobs/s',
+        higherIsBetter: true,
+        note: 'no fetching at all: the most jobs/s the broker turns around here (DESIGN.md: targets read against the lower of this and the bare loop)',
+      },
+      {
+        suite: SUITE,
         case: `end to end through the pipeline (1 title-fetcher, prefetch ${IN_FLIGHT}), ${what}`,
         ours: pipeline.pagesPerSecond,
-        baseline: bare.pagesPerSecond,
-        baselineName: 'bare undici loop',
+        baseline: yardstick,
+        baselineName: yardstickName,
         unit: 'pages/s',
         higherIsBetter: true,
-        target: '>= 0.8x bare undici',
-        met: pipeline.pagesPerSecond >= 0.8 * bare.pagesPerSecond,
-        note: 'jobs published, fetched, answered and collected through the broker',
+        target: '>= 0.8x min(bare undici, broker ceiling)',
+        met: pipeline.pagesPerSecond >= 0.8 * yardstick,
+        note: `jobs published, fetched, answered and collected through the broker; warm service, median of ${ROUNDS} batches (the cold first batch of ${WARMUP_PAGES}: ${pipeline.coldPagesPerSecond.toFixed(0)} pages/s); ${(pipeline.pagesPerSecond / bare.pagesPerSecond).toFixed(2)}x the bare undici loop`,
       },
       {
         suite: SUITE,
