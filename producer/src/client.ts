@@ -89,6 +89,8 @@ async function within(p: Promise<unknown>, ms: number): Promise<boolean> {
   }
 }
 
+/** Jobs of a batch published and awaiting their confirms at once (the publisher's own bound). */
+const PUBLISH_WINDOW = 1000;
 /** Unacknowledged replies the producer takes at once, for small results. */
 const REPLY_PREFETCH = 256;
 /** ...but no more than about this many bytes of them (long lists come in ~1 MB parts). */
@@ -237,28 +239,42 @@ export class PipelineClient {
     };
     const log = this.log.child({ batch });
 
-    const publishJobs = () =>
-      Promise.all(
-        jobs.map((job, i) =>
-          this.publishReliably(
-            job.exchange,
-            job.routingKey,
-            Buffer.from(JSON.stringify(job.body)),
-            {
-              messageId: randomUUID(),
-              correlationId: correlationIdFor(batch, i),
-              replyTo: replyQueue,
-              contentType: 'application/json',
-              persistent: true,
-              type: job.type,
-              appId: 'pipeline',
-              timestamp: Math.floor(Date.now() / 1000),
-              headers: { 'x-pipeline-batch': batch },
-            },
-            deadline,
-          ),
-        ),
-      );
+    // A window of lanes, each publishing one job at a time until confirmed: at most
+    // PUBLISH_WINDOW jobs are in flight, and a job's message is built only when its turn
+    // comes (a batch of a million jobs does not become a million pending promises).
+    const publishJobs = async () => {
+      let next = 0;
+      let failed = false;
+      const lane = async () => {
+        while (next < jobs.length && !failed) {
+          const i = next++;
+          const job = jobs[i]!;
+          try {
+            await this.publishReliably(
+              job.exchange,
+              job.routingKey,
+              Buffer.from(JSON.stringify(job.body)),
+              {
+                messageId: randomUUID(),
+                correlationId: correlationIdFor(batch, i),
+                replyTo: replyQueue,
+                contentType: 'application/json',
+                persistent: true,
+                type: job.type,
+                appId: 'pipeline',
+                timestamp: Math.floor(Date.now() / 1000),
+                headers: { 'x-pipeline-batch': batch },
+              },
+              deadline,
+            );
+          } catch (err) {
+            failed = true;
+            throw err;
+          }
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(PUBLISH_WINDOW, jobs.length) }, lane));
+    };
     const publishManifest = async () => {
       await declaring.manifest;
       await this.publishReliably(

@@ -386,7 +386,7 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
     let index = 0;
     const send = (last: boolean) =>
       reply(s, msg, Buffer.from(`${head}${items.join(',')}],"part":{"index":${index},"last":${last}}}`));
-    for await (const chunk of out.chunks) {
+    const take = async (chunk: ArrayLike<number | string>) => {
       for (let i = 0; i < chunk.length; i++) {
         const v = chunk[i] as number | string;
         const text = typeof v === 'number' ? String(v) : JSON.stringify(v);
@@ -399,7 +399,11 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
         items.push(text);
         size += text.length + 1;
       }
-    }
+    };
+    // A list already in memory is walked directly (`for await` would cost a few promises per
+    // chunk, which a small job notices); a stream is awaited chunk by chunk.
+    if (Symbol.iterator in out.chunks) for (const chunk of out.chunks) await take(chunk);
+    else for await (const chunk of out.chunks) await take(chunk);
     if (index === 0) await reply(s, msg, Buffer.from(`${head}${items.join(',')}]}`));
     else await send(true);
     return index + 1;

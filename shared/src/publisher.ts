@@ -34,7 +34,13 @@ export class Publisher {
   private closedError: PipelineError | undefined;
   private drained: Promise<void> | undefined;
   private wakeDrained: (() => void) | undefined;
-  private readonly slotWaiters: (() => void)[] = [];
+  /**
+   * Publishes waiting for a slot, oldest first (`slotHead` is the next to wake). A plain
+   * array's shift() copies the whole array once it is large (tens of thousands of waiters
+   * live in V8's large-object space, which cannot be trimmed in place).
+   */
+  private slotWaiters: (() => void)[] = [];
+  private slotHead = 0;
   private blocked: Promise<void> | undefined;
   private wakeBlocked: (() => void) | undefined;
 
@@ -120,9 +126,15 @@ export class Publisher {
     const p = this.pending.get(seq);
     if (!p) return;
     this.pending.delete(seq);
-    this.slotWaiters.shift()?.();
+    this.wakeOneWaiter();
     if (err) {
-      const closed = this.closedError;
+      // amqplib fails the confirms still outstanding with 'channel closed' just before the
+      // channel's 'close' event reaches us: that is a lost channel, not a refusal.
+      const closed =
+        this.closedError ??
+        ((err as { message?: unknown }).message === 'channel closed'
+          ? new PipelineError(ErrorCodes.CHANNEL_CLOSED, 'channel closed before the publish was confirmed', { cause: err, retryable: true })
+          : undefined);
       p.reject(closed ?? new PipelineError(ErrorCodes.NACKED, `broker refused the message for ${p.exchange || '(default)'}/${p.routingKey}`, { cause: err, retryable: true }));
     } else if (p.returned) {
       p.reject(
@@ -135,13 +147,30 @@ export class Publisher {
     }
   }
 
+  private wakeOneWaiter(): void {
+    if (this.slotHead >= this.slotWaiters.length) return;
+    const wake = this.slotWaiters[this.slotHead]!;
+    this.slotHead++;
+    if (this.slotHead === this.slotWaiters.length) {
+      this.slotWaiters = [];
+      this.slotHead = 0;
+    } else if (this.slotHead >= 1024 && this.slotHead * 2 >= this.slotWaiters.length) {
+      this.slotWaiters = this.slotWaiters.slice(this.slotHead);
+      this.slotHead = 0;
+    }
+    wake();
+  }
+
   private failAll(err: PipelineError): void {
     this.closedError = err;
     for (const [seq, p] of this.pending) {
       this.pending.delete(seq);
       p.reject(err);
     }
-    for (const wake of this.slotWaiters.splice(0)) wake();
+    const waiters = this.slotWaiters.slice(this.slotHead);
+    this.slotWaiters = [];
+    this.slotHead = 0;
+    for (const wake of waiters) wake();
     this.wakeDrained?.();
     this.unblock();
   }
