@@ -8,10 +8,13 @@
  * batch of large ranges (every process gets some), then timed over ROUNDS batches; the median
  * round is reported, the cold first batch in the note.
  *
+ * With BEAM_PID (the local broker's beam.smp) the note also gives the broker's CPU per job.
+ *
  * For reference the same run also times the bare compute of the same 200 ranges in this
  * process, on one worker thread and then on two (no broker): that ratio is what two cores of
  * this machine give on this work, the ceiling for the two-process figure.
  */
+import { readFileSync } from 'node:fs';
 import { PrimePool } from '@amqp-pipeline/prime-filter/dist/pool.js';
 import { ServiceProcess } from '@amqp-pipeline/devtools';
 import { PipelineClient, rangeJobs } from '@amqp-pipeline/producer';
@@ -23,6 +26,14 @@ const CHUNK = Number(process.env.BENCH_FANOUT_CHUNK ?? 5e7);
 const ROUNDS = Number(process.env.BENCH_FANOUT_ROUNDS ?? 3);
 /** pi(10^10), for checking the answer. */
 const PI_1E10 = 455_052_511;
+
+/** CPU seconds used so far by the broker (BEAM_PID: the local broker's beam.smp), or NaN. */
+function brokerCpuSeconds(): number {
+  const pid = Number(process.env.BEAM_PID);
+  if (!pid) return Number.NaN;
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(' ');
+  return (Number(fields[13]) + Number(fields[14])) / 100;
+}
 
 function median(values: readonly number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
@@ -52,6 +63,8 @@ interface Timing {
   secs: number;
   /** The first batch after the processes started (worker threads not yet started). */
   coldSecs: number;
+  /** Broker CPU per job over the timed rounds, ms (NaN without BEAM_PID). */
+  brokerMsPerJob: number;
   counts: number[];
 }
 
@@ -69,12 +82,14 @@ async function countWith(config: Config, processes: number): Promise<Timing> {
       const cold = await countBatch(client, 1, CHUNK * 4 * processes);
       const rounds: number[] = [];
       const counts: number[] = [];
+      const cpu0 = brokerCpuSeconds();
       for (let i = 0; i < ROUNDS; i++) {
         const r = await countBatch(client, 1, TO);
         rounds.push(r.secs);
         counts.push(r.count);
       }
-      return { secs: median(rounds), coldSecs: cold.secs, counts };
+      const brokerMsPerJob = ((brokerCpuSeconds() - cpu0) * 1000) / (ROUNDS * Math.ceil(TO / CHUNK));
+      return { secs: median(rounds), coldSecs: cold.secs, counts, brokerMsPerJob };
     } finally {
       await client.close();
     }
@@ -139,7 +154,9 @@ export async function run(): Promise<Row[]> {
       met: one.secs / two.secs >= 1.7,
       note:
         `${(one.secs / two.secs).toFixed(2)}x faster (${((one.secs / two.secs) / (bare1 / bare2) * 100).toFixed(0)}% of the bare 2-thread scaling); ` +
-        `warm processes, median of ${ROUNDS} batches; first batch after start: ${one.coldSecs.toFixed(2)} s / ${two.coldSecs.toFixed(2)} s for ${4} / ${8} jobs; ${check}`,
+        `warm processes, median of ${ROUNDS} batches; ` +
+        (Number.isNaN(two.brokerMsPerJob) ? '' : `broker CPU per job ${one.brokerMsPerJob.toFixed(2)} / ${two.brokerMsPerJob.toFixed(2)} ms; `) +
+        `first batch after start: ${one.coldSecs.toFixed(2)} s / ${two.coldSecs.toFixed(2)} s for ${4} / ${8} jobs; ${check}`,
     },
   ];
 }

@@ -5,7 +5,8 @@
  * - wheel mod 30, one byte = the 8 candidates 30q + {1, 7, 11, 13, 17, 19, 23, 29};
  * - segments of 512 KiB, each started from pre-sieve patterns of 7 .. 53 (ANDed 16 bytes at a time);
  * - medium sieving primes (< SEGMENT_BYTES / 2): 8 strided progressions each, walked together,
- *   offsets carried over;
+ *   offsets carried over; the smallest of them (< 8192) one 32 KiB block of the segment at a
+ *   time, so that their many crossings stay in the L1 cache;
  * - large sieving primes: a bucket sieve walking the wheel;
  * - counting by 64-bit popcounts (count, sum of byte index * count, sum of residues).
  *
@@ -35,6 +36,14 @@ const LOG_SEGMENT: i32 = 19;
 const SEGMENT_BYTES: i32 = 1 << LOG_SEGMENT;
 /** Slack after a segment buffer: word reads may run past len (up to 16 bytes). */
 const SEGMENT_PAD: i32 = 64;
+/**
+ * Sub-block for the smallest medium primes: fits a core's L1 data cache (32 KiB or more).
+ * Measured on a 2-core Xeon (48 KiB L1d, 2 MiB L2), best of 2^14 .. 2^16 blocks and 2^12 ..
+ * 2^15 prime limits: [1, 1e9] 0.204 -> 0.130 s, [1e12, 1e12 + 1e9] 0.355 -> 0.272 s.
+ */
+const L1_BLOCK_BYTES: i32 = 1 << 15;
+/** Medium primes below this are crossed block by block (several crossings per progression each). */
+const BLOCKED_PRIME_MAX: i32 = 1 << 13;
 /** A byte in that slack (past the 16 zeroed ones) that branch-free code may clear instead of missing. */
 const SCRATCH: i32 = 32;
 /**
@@ -718,8 +727,8 @@ function crossJoint7(seg: usize, len: i32, p: i32, offs: usize, lo: i32, hi: i32
  * bytes. They are walked together (crossJoint0 .. 7), then each finishes on its own. Offsets are
  * relative to the segment start; on return they are relative to the next one.
  */
-function crossMedium(seg: usize, len: i32, primes: usize, classOf: usize, offsets: usize, count: i32): void {
-  for (let i = 0; i < count; i++) {
+function crossMedium(seg: usize, len: i32, primes: usize, classOf: usize, offsets: usize, from: i32, count: i32, advance: i32, scratchAt: usize): void {
+  for (let i = from; i < count; i++) {
     const p = load<i32>(primes + (<usize>i << 2));
     const cls = load<i32>(classOf + (<usize>i << 2));
     const offs = offsets + (<usize>i << 5);
@@ -751,19 +760,18 @@ function crossMedium(seg: usize, len: i32, primes: usize, classOf: usize, offset
     // (offsets within one p-byte window): that one is done without a branch (a miss crosses the
     // scratch byte past the segment instead), so only the rare longer tails take the loop.
     const masks = CROSS_MASK + <usize>cls;
-    const scratch = len + SCRATCH;
     for (let j = 0; j < 8; j++) {
       const mask = load<u8>(masks + <usize>j);
       let q = o + load<i32>(offs + (<usize>j << 2)) - lo;
       const inside = q < len;
-      const at = seg + <usize>select<i32>(q, scratch, inside);
+      const at = select<usize>(seg + <usize>q, scratchAt, inside);
       store<u8>(at, load<u8>(at) & mask);
       q += select<i32>(p, 0, inside);
       for (; q < len; q += p) {
         const at = seg + <usize>q;
         store<u8>(at, load<u8>(at) & mask);
       }
-      store<i32>(offs + (<usize>j << 2), q - SEGMENT_BYTES);
+      store<i32>(offs + (<usize>j << 2), q - advance);
     }
   }
 }
@@ -828,7 +836,19 @@ function nextSegment(ctx: Ctx): i32 {
     activateLarge(ctx, start, n, q0);
   }
 
-  crossMedium(seg, len, ctx.medPrimes, ctx.medClass, ctx.medOffset, nMedium);
+  // The smallest medium primes cross many times per segment: they are walked over one
+  // L1-sized block at a time (offsets carried from block to block), so those crossings hit the
+  // L1 cache instead of streaming the whole segment through it once per prime.
+  const scratchAt = seg + <usize>(len + SCRATCH);
+  let nSmall = 0;
+  while (nSmall < nMedium && load<i32>(ctx.medPrimes + (<usize>nSmall << 2)) < BLOCKED_PRIME_MAX) nSmall++;
+  if (nSmall > 0) {
+    for (let b = 0; b < len; b += L1_BLOCK_BYTES) {
+      const bl = min(L1_BLOCK_BYTES, len - b);
+      crossMedium(seg + <usize>b, bl, ctx.medPrimes, ctx.medClass, ctx.medOffset, 0, nSmall, bl, scratchAt);
+    }
+  }
+  crossMedium(seg, len, ctx.medPrimes, ctx.medClass, ctx.medOffset, nSmall, nMedium, SEGMENT_BYTES, scratchAt);
   if (ctx.hasBuckets) sieveBuckets(ctx, seg, len);
 
   if (q0 <= 1) {

@@ -380,6 +380,21 @@ describe.runIf(kernels.wasm !== undefined)('wasm kernel', () => {
       expect(wasm.countPrimes(from, to)).toEqual(js.countPrimes(from, to));
     });
 
+    it('when ranges start and end around the L1 sub-blocks of a segment, then both kernels list the same primes', () => {
+      // The smallest sieving primes are crossed 32 KiB (983,040 numbers) at a time inside a
+      // segment; the JS kernel has no such blocks, so it is an independent check of the seams.
+      const BLOCK_SPAN = 30 * 32 * 1024;
+      for (const base of [0, 1e9, 1e12]) {
+        for (let k = 1; k <= 3; k++) {
+          for (const d of [-31, -1, 0, 1, 29]) {
+            const from = Math.max(0, base + k * BLOCK_SPAN + d);
+            const to = from + 2 * BLOCK_SPAN + 7 * d;
+            expect(asArray(wasm.primesBetween(from, to)), `${from}..${to}`).toEqual(asArray(js.primesBetween(from, to)));
+          }
+        }
+      }
+    });
+
     it('when every start and end residue is tried around a seam, then both kernels agree', () => {
       for (let d = 0; d < 60; d++) {
         const from = SEGMENT_SPAN - 30 + d;
