@@ -9,7 +9,7 @@ import { ServiceProcess } from '@amqp-pipeline/devtools';
 import { PipelineClient, rangeJob } from '@amqp-pipeline/producer';
 import { createLogger, loadConfig, type Config } from '@amqp-pipeline/shared';
 import amqp, { type ConsumeMessage } from 'amqplib';
-import { rssMb } from './proc.js';
+import { cpuSeconds, rssMb } from './proc.js';
 import type { Row } from './table.js';
 
 const JOBS = Number(process.env.BENCH_JOBS ?? 20_000);
@@ -101,7 +101,11 @@ function smallJobs(n: number, offset = 0) {
  * warm-up batch first (the services are long-running; their first jobs run before the JIT has
  * compiled anything), then ROUNDS timed batches of `jobs`; the median rate is reported.
  */
-async function ourThroughput(config: Config, filters: number, jobs: number): Promise<{ rate: number; producerMb: number; consumerMb: number }> {
+async function ourThroughput(
+  config: Config,
+  filters: number,
+  jobs: number,
+): Promise<{ rate: number; producerMb: number; consumerMb: number; cpuNote: string }> {
   const env: Record<string, string> = { AMQP_URL: config.AMQP_URL, LOG_LEVEL: 'info' };
   if (SERVICE_PREFETCH) env.PREFETCH = SERVICE_PREFETCH;
   const procs = Array.from({ length: filters }, () => new ServiceProcess('prime-filter', { env }));
@@ -117,6 +121,14 @@ async function ourThroughput(config: Config, filters: number, jobs: number): Pro
     };
     try {
       await batch(WARMUP_JOBS, 0);
+      // CPU per job of each party over the timed rounds: where the time goes.
+      const beam = Number(process.env.BEAM_PID) || 0;
+      const cpu = () => ({
+        producer: process.cpuUsage(),
+        consumers: procs.reduce((sum, p) => sum + cpuSeconds(p.pid ?? 0), 0),
+        broker: cpuSeconds(beam),
+      });
+      const before = cpu();
       const { value, peak } = await peakRss(
         () => [process.pid, ...procs.map((p) => p.pid ?? 0)],
         async () => {
@@ -125,8 +137,15 @@ async function ourThroughput(config: Config, filters: number, jobs: number): Pro
           return median(rates);
         },
       );
+      const after = cpu();
+      const perJob = (secs: number) => `${Math.round((secs * 1e6) / (ROUNDS * jobs))} µs`;
+      const producerCpu = process.cpuUsage(before.producer);
+      const cpuNote =
+        `CPU per job: producer ${perJob((producerCpu.user + producerCpu.system) / 1e6)}, ` +
+        `prime-filter${filters > 1 ? 's' : ''} ${perJob(after.consumers - before.consumers)}` +
+        (beam ? `, broker ${perJob(after.broker - before.broker)}` : ' (BEAM_PID=<beam.smp pid> adds the broker)');
       const consumerMb = Math.max(...procs.map((p) => peak.get(p.pid ?? 0) ?? 0));
-      return { rate: value, producerMb: peak.get(process.pid) ?? 0, consumerMb };
+      return { rate: value, producerMb: peak.get(process.pid) ?? 0, consumerMb, cpuNote };
     } finally {
       await client.close();
     }
@@ -137,10 +156,21 @@ async function ourThroughput(config: Config, filters: number, jobs: number): Pro
 
 /** The bare loop measured like ours: a warm-up run, then the median of ROUNDS runs. */
 export async function ceilingOf(url: string, window: number, prefetch: number, durableReplies: boolean): Promise<number> {
+  return (await measuredCeiling(url, window, prefetch, durableReplies)).rate;
+}
+
+/** ceilingOf, with the CPU per job of the loop's process and (with BEAM_PID) of the broker. */
+async function measuredCeiling(url: string, window: number, prefetch: number, durableReplies: boolean): Promise<{ rate: number; cpuNote: string }> {
   await bareRequestReply(url, WARMUP_JOBS, window, prefetch, durableReplies);
   const rates: number[] = [];
+  const beam = Number(process.env.BEAM_PID) || 0;
+  const node0 = process.cpuUsage();
+  const broker0 = cpuSeconds(beam);
   for (let i = 0; i < ROUNDS; i++) rates.push(await bareRequestReply(url, JOBS, window, prefetch, durableReplies));
-  return median(rates);
+  const node = process.cpuUsage(node0);
+  const perJob = (secs: number) => `${Math.round((secs * 1e6) / (ROUNDS * JOBS))} µs`;
+  const cpuNote = `CPU per job: requester + echo ${perJob((node.user + node.system) / 1e6)}` + (beam ? `, broker ${perJob(cpuSeconds(beam) - broker0)}` : '');
+  return { rate: median(rates), cpuNote };
 }
 
 function median(values: readonly number[]): number {
@@ -225,26 +255,29 @@ export async function run(): Promise<Row[]> {
   const rows: Row[] = [];
   // Two yardsticks: the issue's loop (transient replies), and the same loop doing the broker work
   // the pipeline must do (replies persisted in a durable queue, so they outlive the producer).
-  const ceiling = PARTS.has('ceiling') ? await ceilingOf(config.AMQP_URL, WINDOW, prefetch, false) : NaN;
-  const durable = PARTS.has('ceiling') ? await ceilingOf(config.AMQP_URL, WINDOW, prefetch, true) : NaN;
+  const none = { rate: NaN, cpuNote: '' };
+  const ceilingRun = PARTS.has('ceiling') ? await measuredCeiling(config.AMQP_URL, WINDOW, prefetch, false) : none;
+  const durableRun = PARTS.has('ceiling') ? await measuredCeiling(config.AMQP_URL, WINDOW, prefetch, true) : none;
+  const ceiling = ceilingRun.rate;
+  const durable = durableRun.rate;
   const base = { suite, baseline: ceiling, baselineName: `bare req/reply, transient replies, prefetch ${prefetch}`, unit: 'jobs/s', higherIsBetter: true };
   const same = { suite, baseline: durable, baselineName: `bare req/reply, durable replies, prefetch ${prefetch}`, unit: 'jobs/s', higherIsBetter: true };
   rows.push(
-    { ...base, case: `ceiling: bare request/reply, ${JOBS} jobs, ${WINDOW} in flight, transient reply queue`, ours: ceiling, note: "the issue's yardstick" },
-    { ...same, case: `ceiling: the same with a durable reply queue (as the pipeline's)`, ours: durable, note: 'the same broker work as ours' },
+    { ...base, case: `ceiling: bare request/reply, ${JOBS} jobs, ${WINDOW} in flight, transient reply queue`, ours: ceiling, note: `the issue's yardstick; ${ceilingRun.cpuNote}` },
+    { ...same, case: `ceiling: the same with a durable reply queue (as the pipeline's)`, ours: durable, note: `the same broker work as ours; ${durableRun.cpuNote}` },
   );
   let one: Awaited<ReturnType<typeof ourThroughput>> | undefined;
   let two: Awaited<ReturnType<typeof ourThroughput>> | undefined;
   if (PARTS.has('one')) {
     one = await ourThroughput(config, 1, JOBS);
     rows.push(
-      { ...base, case: `${JOBS} small jobs (100-wide primes), 1 prime-filter`, ours: one.rate, target: '>= 0.7x ceiling', met: one.rate >= 0.7 * ceiling },
+      { ...base, case: `${JOBS} small jobs (100-wide primes), 1 prime-filter`, ours: one.rate, target: '>= 0.7x ceiling', met: one.rate >= 0.7 * ceiling, note: one.cpuNote },
       { ...same, case: `${JOBS} small jobs, 1 prime-filter, against the durable-reply loop`, ours: one.rate, target: '>= 0.7x', met: one.rate >= 0.7 * durable },
     );
   }
   if (PARTS.has('two')) {
     two = await ourThroughput(config, 2, JOBS);
-    rows.push({ ...base, case: `${JOBS} small jobs, 2 prime-filters`, ours: two.rate }, { ...same, case: `${JOBS} small jobs, 2 prime-filters, against the durable-reply loop`, ours: two.rate });
+    rows.push({ ...base, case: `${JOBS} small jobs, 2 prime-filters`, ours: two.rate, note: two.cpuNote }, { ...same, case: `${JOBS} small jobs, 2 prime-filters, against the durable-reply loop`, ours: two.rate });
   }
   if (PARTS.has('latency')) {
     const lat = await latency(config);

@@ -9,3 +9,14 @@ export function rssMb(pid: number): number {
     return 0;
   }
 }
+
+/** CPU seconds (user + system) a process has used so far, from /proc; NaN if it is gone or pid is 0. */
+export function cpuSeconds(pid: number): number {
+  if (!pid) return Number.NaN;
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return Number.NaN;
+  }
+}

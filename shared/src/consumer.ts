@@ -9,6 +9,7 @@ import type { Logger } from './log.js';
 import { RESULT_TYPE, type Result, type ResultKind } from './messages/result.js';
 import { startHealthServer, type HealthServer } from './health.js';
 import { ServiceMetrics, type JobOutcome } from './metrics.js';
+import { AckBatcher } from './acks.js';
 import { Publisher } from './publisher.js';
 import { DELIVERY_LIMIT, Exchanges, RETRY_TIERS, declareTopology, retryQueueName, topologyFor, type QueueSpec } from './topology.js';
 
@@ -119,6 +120,8 @@ interface Session {
   model: ChannelModel;
   channel: Channel;
   publisher: Publisher;
+  /** Every ack and nack of `channel` goes through here (acks batched per turn of the event loop). */
+  acks: AckBatcher;
   consumerTag: string;
   /**
    * Careful mode: prefetch 1 and one job at a time. Every session starts careful, and goes
@@ -180,6 +183,7 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
       model,
       channel,
       publisher,
+      acks: new AckBatcher(channel, (err) => log.warn({ err }, 'could not acknowledge finished jobs (channel closed); the broker will redeliver them')),
       consumerTag,
       careful: true,
       gate: Promise.resolve(),
@@ -293,6 +297,7 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
       s.model.close().catch(() => {});
       return;
     }
+    s.acks.delivered(msg);
     const suspect = msg.fields.redelivered || deliveryCount(msg) > 0;
     if (suspect && !s.careful) void resubscribe(s, true);
     const deliveredAt = performance.now();
@@ -474,7 +479,7 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
         if (msg.properties.replyTo && msg.properties.correlationId) {
           await reply(s, msg, { ok: false, kind: def.kind, error: { code: ErrorCodes.POISON_MESSAGE, message: reason } });
         }
-        s.channel.ack(msg);
+        s.acks.ack(msg);
         return 'dead_lettered';
       }
       let job: Job;
@@ -488,7 +493,7 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
         if (msg.properties.replyTo && msg.properties.correlationId) {
           await reply(s, msg, { ok: false, kind: def.kind, error: { code: err.code, message: err.message } });
         }
-        s.channel.ack(msg);
+        s.acks.ack(msg);
         return 'dead_lettered';
       }
 
@@ -504,7 +509,7 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
         });
         if (isListOutput(value)) {
           const parts = await replyList(s, msg, value);
-          s.channel.ack(msg);
+          s.acks.ack(msg);
           jobLog.debug({ ok: true, parts, ms: Math.round(performance.now() - started) }, 'job done');
           return 'ok';
         }
@@ -512,14 +517,14 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
       } catch (err) {
         if (shutdown.signal.aborted) {
           // Cut short by shutdown, not a failure of the job: hand it back untouched.
-          s.channel.nack(msg, false, true);
+          s.acks.nack(msg, true);
           return 'handed_back';
         }
         const retryable = !isPipelineError(err) || err.retryable;
         if (!isPipelineError(err)) jobLog.error({ err }, 'handler failed unexpectedly');
         if (retryable && attempt < config.RETRY_ATTEMPTS) {
           const delayMs = await retryLater(s, msg, attempt, err);
-          s.channel.ack(msg);
+          s.acks.ack(msg);
           jobLog.warn({ err: toWireError(err), attempt, delayMs }, 'job failed; retrying later');
           return 'retried';
         }
@@ -533,7 +538,7 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
         }
       }
       await reply(s, msg, result);
-      s.channel.ack(msg);
+      s.acks.ack(msg);
       jobLog.debug({ ok: result.ok, ms: Math.round(performance.now() - started) }, 'job done');
       return result.ok ? 'ok' : 'failed';
     } catch (err) {
@@ -592,6 +597,8 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
         log.warn({ inFlight: inFlight.size }, 'grace period over; handing unfinished jobs back to the broker');
         shutdown.abort();
       }
+      // Acks are sent at the end of a turn of the event loop; send the last ones before closing.
+      session?.acks.flush();
       await model.close().catch(() => {});
       await health?.close();
       log.info('closed');
