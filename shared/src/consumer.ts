@@ -597,13 +597,30 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
         log.warn({ inFlight: inFlight.size }, 'grace period over; handing unfinished jobs back to the broker');
         shutdown.abort();
       }
-      // Acks are sent at the end of a turn of the event loop; send the last ones before closing.
-      session?.acks.flush();
+      // Acks are sent at the end of a turn of the event loop: send the last ones, then close
+      // the channel (its close frame follows them through amqplib's per-channel output), and
+      // only then the connection. Closing the connection at once lost the last ack or two: the
+      // connection's close frame went out ahead of the channel's pending frames, and the broker
+      // requeued an answered job (a duplicate result).
+      const last = session;
+      last?.acks.flush();
+      if (last) await within(last.channel.close().catch(() => {}), 5000);
       await model.close().catch(() => {});
       await health?.close();
       log.info('closed');
     },
   };
+}
+
+/** Waits for `p`, at most `ms` (a channel that cannot close in time is left to the connection's close). */
+async function within(p: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)));
+  try {
+    await Promise.race([p, late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** How many times the broker has delivered this job before (quorum queues' x-delivery-count). */
