@@ -31,7 +31,12 @@ export class AckBatcher {
 
   /** Acks `msg` at the end of this turn of the event loop. */
   ack(msg: Message): void {
-    this.finished.push(msg.fields.deliveryTag);
+    this.ackTag(msg.fields.deliveryTag);
+  }
+
+  /** Acks the delivery with this tag at the end of this turn of the event loop. */
+  ackTag(deliveryTag: number): void {
+    this.finished.push(deliveryTag);
     if (!this.scheduled) {
       this.scheduled = true;
       process.nextTick(() => this.flush());
