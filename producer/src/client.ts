@@ -130,8 +130,6 @@ async function ensureTopology(model: RecoveringChannelModel, log: Logger): Promi
 export class PipelineClient {
   private publisher: Publisher;
   private reopening: Promise<Publisher> | undefined;
-  private side: Channel | undefined;
-  private sideOpening: Promise<Channel> | undefined;
   /** Batch clean-ups still running (acks, queue deletion); `close()` waits for them. */
   private readonly cleanups = new Set<Promise<void>>();
 
@@ -146,26 +144,6 @@ export class PipelineClient {
     // written now would only pile up in this process's socket buffers.
     model.on('blocked', () => this.publisher.block());
     model.on('unblocked', () => this.publisher.unblock());
-  }
-
-  /**
-   * A plain channel for declares that must not wait behind the jobs' channel, or hold it up
-   * (the manifest queue's): opened once, again after it closes.
-   */
-  private async sideChannel(): Promise<Channel> {
-    if (this.side) return this.side;
-    this.sideOpening ??= (async () => {
-      const ch = await this.model.createChannel();
-      ch.on('error', (err: Error) => this.log.debug({ err }, 'side channel error'));
-      ch.on('close', () => {
-        if (this.side === ch) this.side = undefined;
-      });
-      this.side = ch;
-      return ch;
-    })().finally(() => {
-      this.sideOpening = undefined;
-    });
-    return this.sideOpening;
   }
 
   /** A publisher on a live channel: the current one, or a new one once the connection is back. */
@@ -247,23 +225,9 @@ export class PipelineClient {
     const batch = opts.batch ?? newBatchId();
     // Both queues are declared at once; the jobs go out as soon as the reply queue is there,
     // while the manifest queue's declaration (and the manifest) follow.
-    const jobsChannel = (await this.livePublisher()).channel;
-    const declaring = declareReplyQueues(
-      jobsChannel,
-      batch,
-      this.config.REPLY_QUEUE_TTL_MS,
-      this.sideChannel().catch(() => jobsChannel),
-    );
+    const declaring = declareReplyQueues((await this.livePublisher()).channel, batch, this.config.REPLY_QUEUE_TTL_MS);
     declaring.manifest.catch(() => {}); // awaited below
-    // Waiting for the results: the channel they will be read on is opened meanwhile.
-    const replyChannel = opts.wait ? this.model.createChannel() : undefined;
-    replyChannel?.catch(() => {}); // gather() reports it
-    try {
-      await declaring.reply;
-    } catch (err) {
-      void replyChannel?.then((ch) => ch.close()).catch(() => {});
-      throw err;
-    }
+    await declaring.reply;
     const replyQueue = replyQueueName(batch);
     const deadline = Date.now() + opts.timeoutMs;
     const manifest: Manifest = {
@@ -339,7 +303,6 @@ export class PipelineClient {
       timeoutMs: opts.timeoutMs,
       signal: opts.signal,
       manifest,
-      channel: replyChannel,
     });
     const published = Promise.all([publishJobs(), publishManifest()]);
     published.catch(() => {}); // handled below, once the consumer is ready; not "unhandled" meanwhile
@@ -468,8 +431,6 @@ export class PipelineClient {
       signal?: AbortSignal | undefined;
       manifest?: Manifest;
       progress?: Progress;
-      /** A channel opened for the replies while the queue was declared; else one is opened. */
-      channel?: Promise<Channel> | undefined;
     },
   ): Promise<{ done: Promise<BatchOutcome>; stop: (completed: boolean) => Promise<void> }> {
     // Replies are acknowledged at checkpoints, after what they carried has been written out,
@@ -586,11 +547,8 @@ export class PipelineClient {
     };
 
     /** (Re)opens the reply channel; after a connection loss, once the connection is back. */
-    let preopened = opts.channel;
     const open = async (): Promise<void> => {
-      const first = preopened;
-      preopened = undefined;
-      const ch = await (first ?? this.model.createChannel());
+      const ch = await this.model.createChannel();
       ch.on('error', (err: Error) => this.log.warn({ err }, 'reply channel error'));
       ch.on('close', () => {
         if (channel !== ch) return;
@@ -601,17 +559,15 @@ export class PipelineClient {
       });
       // Channel-wide (global) prefetch: unlike the per-consumer kind, it can be raised while
       // consuming (the reply queues are classic queues, which support it).
-      // The prefetch and the consume go out together (one round trip, not two).
-      const qos = ch.prefetch(prefetch, true);
+      await ch.prefetch(prefetch, true);
       if (stopped) {
         // The batch ended while the connection was coming back: nobody reads this channel.
-        await qos.catch(() => {});
         await ch.close().catch(() => {});
         return;
       }
       ackers.set(ch, new AckBatcher(ch, (err) => this.log.debug({ err }, 'replies not acknowledged (channel closed); they stay in the queue')));
       channel = ch;
-      await Promise.all([qos, ch.consume(replyQueue, onMessage(ch), { noAck: false })]);
+      await ch.consume(replyQueue, onMessage(ch), { noAck: false });
       if (stopped && channel === ch) {
         // The clean-up ran while the consume was under way and could not see this channel.
         channel = undefined;

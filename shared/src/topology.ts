@@ -214,23 +214,14 @@ export async function declareReplyQueue(ch: Channel, batch: string, ttlMs: numbe
  * and meanwhile more commands (the jobs' publishes) can follow on the same channel, which
  * the broker handles in order.
  */
-export function declareReplyQueues(
-  ch: Channel,
-  batch: string,
-  ttlMs: number,
-  manifestChannel: Channel | Promise<Channel> = ch,
-): { reply: Promise<unknown>; manifest: Promise<unknown> } {
+export function declareReplyQueues(ch: Channel, batch: string, ttlMs: number): { reply: Promise<unknown>; manifest: Promise<unknown> } {
   const reply = ch.assertQueue(replyQueueName(batch), {
     durable: true,
     arguments: { 'x-queue-type': 'classic', 'x-expires': ttlMs },
   });
-  // On another channel than the jobs' (the caller's choice), the manifest's declare does not
-  // hold them up: a channel does one thing at a time, and a durable declare takes milliseconds.
-  const manifest = Promise.resolve(manifestChannel).then((m) =>
-    m.assertQueue(manifestQueueName(batch), {
-      durable: true,
-      arguments: { 'x-queue-type': 'classic', 'x-expires': ttlMs, 'x-max-length': 1 },
-    }),
-  );
+  const manifest = ch.assertQueue(manifestQueueName(batch), {
+    durable: true,
+    arguments: { 'x-queue-type': 'classic', 'x-expires': ttlMs, 'x-max-length': 1 },
+  });
   return { reply, manifest };
 }
