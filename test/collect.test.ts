@@ -1,5 +1,7 @@
 import { spawn } from 'node:child_process';
 import { ServiceProcess, cliEntry } from '@amqp-pipeline/devtools';
+import { PipelineClient, rangeJob } from '@amqp-pipeline/producer';
+import { createLogger, loadConfig } from '@amqp-pipeline/shared';
 import { afterEach, describe, expect, it, type TestContext } from 'vitest';
 import { amqpUrl, runCli, withChannel } from './helpers.js';
 
@@ -51,6 +53,32 @@ describe('results outlive the producer', () => {
     const later = await runCli(['collect', batch, '--json']);
     expect(later.code, later.stderr).toBe(0);
     expect(later.lines).toEqual([{ batch, id: `${batch}.0`, input: { from: 1, to: 10 }, ok: true, kind: 'primes', primes: [2, 3, 5, 7] }]);
+  });
+});
+
+describe('closing the client', () => {
+  it('when the client is closed while `collect` waits, then collect ends at once, incomplete, and the result stays queued', async (ctx) => {
+    await needIdle(ctx, 'pipeline.squares');
+    const config = loadConfig({ ...process.env, AMQP_URL: amqpUrl() });
+    const log = createLogger('collect-close-test', { level: 'warn' });
+    const producer = await PipelineClient.connect(config, log);
+    const { batch } = await producer.submit([rangeJob('squares', { from: 1, to: 3 })], { wait: false, output: 'independent', timeoutMs: 10_000 });
+    await producer.close();
+
+    const client = await PipelineClient.connect(config, log);
+    const collecting = client.collect(batch, { timeoutMs: 60_000 });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const closedAt = Date.now();
+    await client.close();
+    const outcome = await collecting;
+    expect(outcome.complete).toBe(false);
+    expect(Date.now() - closedAt, 'collect ended with its client, not at its 60 s timeout').toBeLessThan(15_000);
+
+    // Nothing was lost: a service and a new collect finish the batch.
+    await start('square-mapper');
+    const later = await runCli(['collect', batch, '--json']);
+    expect(later.code, later.stderr).toBe(0);
+    expect(later.lines.map((l) => l.squares)).toEqual([[1, 4, 9]]);
   });
 });
 

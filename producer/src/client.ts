@@ -130,6 +130,8 @@ async function ensureTopology(model: RecoveringChannelModel, log: Logger): Promi
 export class PipelineClient {
   private publisher: Publisher;
   private reopening: Promise<Publisher> | undefined;
+  /** Set by close(): a batch whose reply channel goes now ends instead of waiting for a reconnect. */
+  private closing = false;
   /** Batch clean-ups still running (acks, queue deletion); `close()` waits for them. */
   private readonly cleanups = new Set<Promise<void>>();
 
@@ -404,6 +406,7 @@ export class PipelineClient {
    * (what it did not finish stays in the queues for `collect`).
    */
   async close(): Promise<void> {
+    this.closing = true;
     if (!(await within(Promise.allSettled([...this.cleanups]), CLOSE_WAIT_MS))) {
       this.log.warn({ waitedMs: CLOSE_WAIT_MS }, 'batch clean-up did not finish; closing anyway (unfinished results stay queued for collect)');
     }
@@ -577,6 +580,13 @@ export class PipelineClient {
     /** Tries again until it works or the batch is over (the timeout settles it). */
     const reopen = async (): Promise<void> => {
       while (!stopping) {
+        if (this.closing) {
+          // The client is being closed: its connection will not come back. The batch ends
+          // now (incomplete, unless it already was complete), not at its timeout.
+          this.log.info({ batch }, 'client closed while collecting; what is still owed stays queued for collect');
+          settle(false);
+          return;
+        }
         try {
           await open();
           this.log.info({ batch }, 'collecting again');
