@@ -14,11 +14,11 @@
  * process, on one worker thread and then on two (no broker): that ratio is what two cores of
  * this machine give on this work, the ceiling for the two-process figure.
  */
-import { readFileSync } from 'node:fs';
 import { PrimePool } from '@amqp-pipeline/prime-filter/dist/pool.js';
 import { ServiceProcess } from '@amqp-pipeline/devtools';
 import { PipelineClient, rangeJobs } from '@amqp-pipeline/producer';
 import { createLogger, loadConfig, type Config } from '@amqp-pipeline/shared';
+import { cpuSeconds, median } from './proc.js';
 import type { Row } from './table.js';
 
 const TO = Number(process.env.BENCH_FANOUT_TO ?? 1e10);
@@ -28,17 +28,7 @@ const ROUNDS = Number(process.env.BENCH_FANOUT_ROUNDS ?? 3);
 const PI_1E10 = 455_052_511;
 
 /** CPU seconds used so far by the broker (BEAM_PID: the local broker's beam.smp), or NaN. */
-function brokerCpuSeconds(): number {
-  const pid = Number(process.env.BEAM_PID);
-  if (!pid) return Number.NaN;
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(' ');
-  return (Number(fields[13]) + Number(fields[14])) / 100;
-}
-
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)]!;
-}
+const brokerCpuSeconds = () => cpuSeconds(Number(process.env.BEAM_PID) || 0);
 
 /** One batch counting [from, to] in CHUNK-wide jobs; seconds and the combined count. */
 async function countBatch(client: PipelineClient, from: number, to: number): Promise<{ secs: number; count: number }> {

@@ -9,7 +9,7 @@ import { ServiceProcess } from '@amqp-pipeline/devtools';
 import { PipelineClient, rangeJob } from '@amqp-pipeline/producer';
 import { createLogger, loadConfig, type Config } from '@amqp-pipeline/shared';
 import amqp, { type ConsumeMessage } from 'amqplib';
-import { cpuSeconds, rssMb } from './proc.js';
+import { cpuSeconds, median, rssMb } from './proc.js';
 import type { Row } from './table.js';
 
 const JOBS = Number(process.env.BENCH_JOBS ?? 20_000);
@@ -173,10 +173,6 @@ async function measuredCeiling(url: string, window: number, prefetch: number, du
   return { rate: median(rates), cpuNote };
 }
 
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)]!;
-}
 
 async function latency(config: Config): Promise<number[]> {
   const proc = new ServiceProcess('prime-filter', { env: { AMQP_URL: config.AMQP_URL } });

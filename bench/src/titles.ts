@@ -32,7 +32,7 @@ import { ServiceProcess } from '@amqp-pipeline/devtools';
 import { PipelineClient, urlJob } from '@amqp-pipeline/producer';
 import { createLogger, loadConfig } from '@amqp-pipeline/shared';
 import { ceilingOf } from './pipeline.js';
-import { rssMb } from './proc.js';
+import { median, rssMb } from './proc.js';
 import type { Row } from './table.js';
 
 /** URLs waiting in the queue for the memory row. */
@@ -211,11 +211,6 @@ async function measureInTurns(urls: readonly string[], clients: readonly Client[
   return clients.map((_, i) => ({ pagesPerSecond: median(rates[i]!), found: found[i]! }));
 }
 
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
 
 /** (a) undici's request, the whole body as text, a regex: no limits, no checks. */
 function bareUndiciClient(): Client {

@@ -6,6 +6,7 @@ import {
   PipelineError,
   Publisher,
   AckBatcher,
+  within,
   connectBroker,
   connectionNameFor,
   tlsFiles,
@@ -78,17 +79,6 @@ export interface CollectOptions {
 }
 
 const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-/** Whether `p` settled within `ms` (the timer does not outlive the answer). */
-async function within(p: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
-  try {
-    return await Promise.race([p.then(() => true as const), late]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** Jobs of a batch published and awaiting their confirms at once (the publisher's own bound). */
 const PUBLISH_WINDOW = 1000;

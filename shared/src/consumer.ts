@@ -10,6 +10,7 @@ import { RESULT_TYPE, type Result, type ResultKind } from './messages/result.js'
 import { startHealthServer, type HealthServer } from './health.js';
 import { ServiceMetrics, type JobOutcome } from './metrics.js';
 import { AckBatcher } from './acks.js';
+import { within } from './within.js';
 import { Publisher } from './publisher.js';
 import { DELIVERY_LIMIT, Exchanges, RETRY_TIERS, declareTopology, retryQueueName, topologyFor, type QueueSpec } from './topology.js';
 
@@ -610,17 +611,6 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
       log.info('closed');
     },
   };
-}
-
-/** Waits for `p`, at most `ms` (a channel that cannot close in time is left to the connection's close). */
-async function within(p: Promise<unknown>, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)));
-  try {
-    await Promise.race([p, late]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /** How many times the broker has delivered this job before (quorum queues' x-delivery-count). */

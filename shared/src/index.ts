@@ -32,6 +32,7 @@ export {
 export { connectBroker, connectionNameFor, brokerHelp, tlsFiles, type BrokerOptions } from './broker.js';
 export { Publisher, type PublisherOptions } from './publisher.js';
 export { AckBatcher } from './acks.js';
+export { within } from './within.js';
 export { ServiceMetrics, type JobOutcome } from './metrics.js';
 export { startHealthServer, type HealthServer, type HealthServerOptions } from './health.js';
 export {
