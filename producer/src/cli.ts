@@ -14,7 +14,8 @@ import {
   defaultUsers,
   isPipelineError,
   loadConfig,
-  topology,
+  topologyOf,
+  type Topology,
   type Config,
 } from '@amqp-pipeline/shared';
 import cliProgress from 'cli-progress';
@@ -232,7 +233,7 @@ function write(text: string): Promise<void> {
   return stdoutBlocked ?? Promise.resolve();
 }
 
-function describeTopology(): string {
+function describeTopology(topology: Topology): string {
   const lines = ['Exchanges:'];
   for (const e of topology.exchanges) lines.push(`  ${e.name} (${e.type})`);
   lines.push('Queues:');
@@ -330,7 +331,12 @@ async function run(argv: string[]): Promise<number> {
       batch = p.args[0];
       break;
     case 'topology':
-      process.stdout.write(p.export ? `${JSON.stringify(brokerDefinitions(defaultUsers(process.env)), null, 2)}\n` : describeTopology());
+      // WORK_QUEUE_TYPE=classic exports definitions with classic work queues.
+      process.stdout.write(
+        p.export
+          ? `${JSON.stringify(brokerDefinitions(defaultUsers(process.env), topologyOf(config.WORK_QUEUE_TYPE)), null, 2)}\n`
+          : describeTopology(topologyOf(config.WORK_QUEUE_TYPE)),
+      );
       return Exit.OK;
     case 'help':
       process.stdout.write(HELP);

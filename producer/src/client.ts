@@ -12,6 +12,8 @@ import {
   tlsFiles,
   declareReplyQueues,
   declareTopology,
+  topologyOf,
+  type WorkQueueType,
   isPipelineError,
   manifestQueueName,
   progressQueueName,
@@ -100,11 +102,11 @@ const CHECKPOINT_REPLIES = 2000;
  * A least-privilege producer user may not configure exchanges and work queues: then the
  * topology is left to the services and the broker's definitions.
  */
-async function ensureTopology(model: RecoveringChannelModel, log: Logger): Promise<void> {
+async function ensureTopology(model: RecoveringChannelModel, log: Logger, type: WorkQueueType): Promise<void> {
   const ch = await model.createChannel();
   ch.on('error', () => {});
   try {
-    await declareTopology(ch);
+    await declareTopology(ch, topologyOf(type));
   } catch (err) {
     if ((err as { code?: number }).code !== 403) throw err;
     log.debug('not allowed to declare the topology; relying on it being there');
@@ -198,7 +200,7 @@ export class PipelineClient {
       log,
     });
     try {
-      await ensureTopology(model, log);
+      await ensureTopology(model, log, config.WORK_QUEUE_TYPE);
       const channel = await model.createConfirmChannel();
       channel.on('error', (err: Error) => log.warn({ err }, 'publish channel error'));
       return new PipelineClient(model, new Publisher(channel), config, log);

@@ -89,6 +89,8 @@ export async function connectBroker(opts: BrokerOptions): Promise<RecoveringChan
     await model.waitForConnect();
   } catch (cause) {
     await model.close().catch(() => {});
+    // The broker answered but `setup` refused to go on (e.g. a queue of another type): say that.
+    if (cause instanceof PipelineError) throw cause;
     throw new PipelineError(ErrorCodes.BROKER_UNREACHABLE, brokerHelp(opts.url), {
       cause,
       details: { url: redactUrl(opts.url) },

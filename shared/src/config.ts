@@ -37,6 +37,12 @@ const schema = z.object({
   HEARTBEAT_SECONDS: int(0, 600).default(5),
   /** Connection attempts at start-up before giving up (reconnects after that never give up). */
   CONNECT_RETRIES: int(0, 1000).default(5),
+  /**
+   * Type of the three work queues: quorum (default; replicated on a cluster, the broker counts
+   * deliveries) or classic (one node; cheaper for the broker when jobs come one or two at a
+   * time). Producers and services of one broker must agree: docs/protocol.md.
+   */
+  WORK_QUEUE_TYPE: z.enum(['quorum', 'classic'], { error: 'must be quorum or classic' }).default('quorum'),
   /** Messages a consumer holds unacknowledged at once (its concurrency). Default depends on the service. */
   PREFETCH: int(1, 65535).optional(),
   /** Largest job body a consumer accepts, bytes; bigger ones are dead-lettered. */

@@ -12,7 +12,7 @@ import { ServiceMetrics, type JobOutcome } from './metrics.js';
 import { AckBatcher } from './acks.js';
 import { within } from './within.js';
 import { Publisher } from './publisher.js';
-import { DELIVERY_LIMIT, Exchanges, RETRY_TIERS, declareTopology, retryQueueName, topologyFor, type QueueSpec } from './topology.js';
+import { DELIVERY_LIMIT, Exchanges, REDELIVERIES_HEADER, RETRY_TIERS, declareTopology, retryQueueName, topologyFor, withQueueType, type QueueSpec } from './topology.js';
 
 /** Headers put on a dead-lettered message: why it was refused, and by whom. */
 /** Headers of a job waiting for another attempt. */
@@ -157,7 +157,11 @@ interface Session {
  */
 export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: ConsumerOptions): Promise<RunningConsumer> {
   const { config } = opts;
-  const log = opts.log.child({ queue: def.queue.name });
+  // The service's work queue as this deployment declares it (WORK_QUEUE_TYPE).
+  const queue = withQueueType(def.queue, config.WORK_QUEUE_TYPE);
+  /** A classic queue counts no deliveries: this service counts redeliveries itself (see recount). */
+  const countsOwnRedeliveries = config.WORK_QUEUE_TYPE === 'classic';
+  const log = opts.log.child({ queue: queue.name });
   const prefetch = opts.prefetch ?? config.PREFETCH ?? 16;
   const adaptive = def.adaptivePrefetch && prefetch > 1 ? { min: Math.min(prefetch, Math.max(1, def.adaptivePrefetch.min)), targetHoldMs: def.adaptivePrefetch.targetHoldMs ?? 250 } : undefined;
   /** Where an adaptive prefetch starts: the full one if it is small, else a modest one that grows within a second. */
@@ -177,7 +181,7 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
     const channel = await model.createConfirmChannel();
     channel.on('error', (err: Error) => log.warn({ err }, 'channel error'));
     channel.on('handler-error', (err: Error, event: string) => log.error({ err, event }, 'channel event handler threw'));
-    await declareTopology(channel, topologyFor(def.queue));
+    await declareTopology(channel, topologyFor(queue));
     const publisher = new Publisher(channel);
     const consumerTag = `${def.service}@${os.hostname()}#${process.pid}.${randomUUID().slice(0, 8)}`;
     const current: Session = {
@@ -217,7 +221,7 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
   async function addConsumer(s: Session, n: number): Promise<string> {
     await s.channel.prefetch(n);
     const tag = `${s.consumerTag}~${++s.subscriptions}`;
-    await s.channel.consume(def.queue.name, (msg) => onDelivery(s, msg), {
+    await s.channel.consume(queue.name, (msg) => onDelivery(s, msg), {
       noAck: false,
       consumerTag: tag,
       arguments: { 'x-pipeline-service': def.service },
@@ -321,7 +325,7 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
         [DeadLetterHeaders.reason]: reason,
         [DeadLetterHeaders.code]: code,
         [DeadLetterHeaders.service]: def.service,
-        [DeadLetterHeaders.queue]: def.queue.name,
+        [DeadLetterHeaders.queue]: queue.name,
         [DeadLetterHeaders.exchange]: fields.exchange,
         [DeadLetterHeaders.routingKey]: fields.routingKey,
       },
@@ -337,17 +341,32 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
     const delayMs = delays[Math.min(attempt - 1, delays.length - 1)] as number;
     const tier = Math.min(attempt, RETRY_TIERS);
     const wire = toWireError(err);
-    await s.publisher.publish('', retryQueueName(def.queue.name, tier), msg.content, {
+    await s.publisher.publish('', retryQueueName(queue.name, tier), msg.content, {
       ...stripUndefined(msg.properties),
       expiration: String(delayMs),
       headers: {
-        ...withoutKeys(msg.properties.headers, 'x-delivery-count'),
+        ...withoutKeys(msg.properties.headers, 'x-delivery-count', REDELIVERIES_HEADER),
         [RetryHeaders.attempts]: attempt,
         [RetryHeaders.lastErrorCode]: wire.code,
         [RetryHeaders.lastError]: wire.message.slice(0, 1000),
       },
     });
     return delayMs;
+  }
+
+  /**
+   * A classic work queue's redelivered job: publishes a copy to the work queue carrying how
+   * often it has been delivered (REDELIVERIES_HEADER), then acks the original, so the count
+   * survives the next crash and the job is parked at DELIVERY_LIMIT like on a quorum queue.
+   * The copy is confirmed before the ack: a crash in between leaves two copies (the job runs
+   * twice, its result is printed once), never none.
+   */
+  async function recount(s: Session, msg: ConsumeMessage, redeliveries: number): Promise<void> {
+    await s.publisher.publish('', queue.name, msg.content, {
+      ...stripUndefined(msg.properties),
+      headers: { ...msg.properties.headers, [REDELIVERIES_HEADER]: redeliveries },
+    });
+    s.acks.ack(msg);
   }
 
   async function reply(s: Session, msg: ConsumeMessage, result: Result | Buffer): Promise<void> {
@@ -456,7 +475,9 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
   async function work(s: Session, msg: ConsumeMessage): Promise<JobOutcome> {
     const correlationId = String(msg.properties.correlationId ?? '');
     const attempt = (Number(msg.properties.headers?.[RetryHeaders.attempts]) || 0) + 1;
-    const redeliveries = deliveryCount(msg);
+    // A classic queue's redelivered job counts one more delivery than its header says.
+    const recounted = countsOwnRedeliveries && msg.fields.redelivered;
+    const redeliveries = deliveryCount(msg) + (recounted ? 1 : 0);
     // The job's logger is made when first used: most jobs log nothing at the default level,
     // and a pino child serialises its bindings when it is made.
     let child: Logger | undefined;
@@ -482,6 +503,11 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
         }
         s.acks.ack(msg);
         return 'dead_lettered';
+      }
+      if (recounted) {
+        await recount(s, msg, redeliveries);
+        jobLog.warn({ redeliveries }, 'redelivered job put back with its delivery count (classic work queue)');
+        return 'requeued';
       }
       let job: Job;
       try {
@@ -613,9 +639,13 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
   };
 }
 
-/** How many times the broker has delivered this job before (quorum queues' x-delivery-count). */
+/**
+ * How many times this job has been delivered before: a quorum queue's x-delivery-count, or on
+ * a classic queue the count its service put in REDELIVERIES_HEADER when it put the job back.
+ */
 function deliveryCount(msg: ConsumeMessage): number {
-  return Number(msg.properties.headers?.['x-delivery-count'] ?? 0) || 0;
+  const h = msg.properties.headers;
+  return Number(h?.['x-delivery-count'] ?? h?.[REDELIVERIES_HEADER] ?? 0) || 0;
 }
 
 function withoutKeys(headers: Record<string, unknown> | undefined, ...keys: string[]): Record<string, unknown> {

@@ -1,7 +1,8 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 /** Outcomes a job can have, as counted in `pipeline_jobs_total`. */
-export type JobOutcome = 'ok' | 'failed' | 'retried' | 'dead_lettered' | 'handed_back';
+/** requeued: a classic work queue's redelivered job, put back with its delivery count. */
+export type JobOutcome = 'ok' | 'failed' | 'retried' | 'dead_lettered' | 'handed_back' | 'requeued';
 
 /**
  * The metrics of one service process, in Prometheus' text format on /metrics.
@@ -20,7 +21,7 @@ export class ServiceMetrics {
     collectDefaultMetrics({ register: this.registry });
     this.jobs = new Counter({
       name: 'pipeline_jobs_total',
-      help: 'Jobs handled, by result kind and outcome (ok, failed, retried, dead_lettered, handed_back).',
+      help: 'Jobs handled, by result kind and outcome (ok, failed, retried, dead_lettered, handed_back, requeued).',
       labelNames: ['kind', 'outcome'],
       registers: [this.registry],
     });

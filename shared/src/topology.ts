@@ -1,4 +1,5 @@
 import type { Channel } from 'amqplib';
+import { ErrorCodes, PipelineError } from './errors.js';
 
 /**
  * The broker topology as data. Services declare it on every (re)connect;
@@ -31,14 +32,36 @@ export const Exchanges = {
   deadLetter: { name: 'pipeline.dead-letter', type: 'fanout' },
 } as const satisfies Record<string, ExchangeSpec>;
 
-const workQueue = (name: string): QueueSpec => ({
-  name,
-  arguments: {
-    'x-queue-type': 'quorum',
-    'x-delivery-limit': DELIVERY_LIMIT,
-    'x-dead-letter-exchange': Exchanges.deadLetter.name,
-  },
-});
+/**
+ * The kind of the three work queues (WORK_QUEUE_TYPE). Quorum, the default: replicated on a
+ * cluster, and the broker counts deliveries (x-delivery-count) and dead-letters a job at
+ * DELIVERY_LIMIT. Classic: one node's queue, cheaper for the broker at low rates (a job at a
+ * time); it counts no deliveries, so the services count redeliveries themselves (a redelivered
+ * job is put back with the count in REDELIVERIES_HEADER) and park it at the same limit.
+ */
+export type WorkQueueType = 'quorum' | 'classic';
+export const WORK_QUEUE_TYPES: readonly WorkQueueType[] = ['quorum', 'classic'];
+
+/** Set by a service on a classic work queue's job it put back after a redelivery: deliveries before this one. */
+export const REDELIVERIES_HEADER = 'x-pipeline-redeliveries';
+
+function workQueueArguments(type: WorkQueueType): QueueSpec['arguments'] {
+  return type === 'quorum'
+    ? { 'x-queue-type': 'quorum', 'x-delivery-limit': DELIVERY_LIMIT, 'x-dead-letter-exchange': Exchanges.deadLetter.name }
+    : { 'x-queue-type': 'classic', 'x-dead-letter-exchange': Exchanges.deadLetter.name };
+}
+
+const workQueue = (name: string): QueueSpec => ({ name, arguments: workQueueArguments('quorum') });
+
+/** A work queue's spec with the arguments of the given type (the same name, exchange bindings and retry tiers). */
+export function withQueueType(work: QueueSpec, type: WorkQueueType): QueueSpec {
+  return { name: work.name, arguments: workQueueArguments(type) };
+}
+
+/** The type a work queue spec declares. */
+export function queueTypeOf(q: QueueSpec): WorkQueueType {
+  return q.arguments['x-queue-type'] === 'classic' ? 'classic' : 'quorum';
+}
 
 export const Queues = {
   primes: workQueue('pipeline.primes'),
@@ -87,11 +110,18 @@ export interface Topology {
   bindings: readonly BindingSpec[];
 }
 
-export const topology: Topology = {
-  exchanges: Object.values(Exchanges),
-  queues: [...Object.values(Queues), ...[Queues.primes, Queues.squares, Queues.titles].flatMap(retryQueues)],
-  bindings: Bindings,
-};
+const WORK_QUEUES: readonly QueueSpec[] = [Queues.primes, Queues.squares, Queues.titles];
+
+/** The whole topology with the work queues of the given type (quorum: the default). */
+export function topologyOf(type: WorkQueueType = 'quorum'): Topology {
+  return {
+    exchanges: Object.values(Exchanges),
+    queues: [...WORK_QUEUES.map((q) => withQueueType(q, type)), Queues.dead, ...WORK_QUEUES.flatMap(retryQueues)],
+    bindings: Bindings,
+  };
+}
+
+export const topology: Topology = topologyOf('quorum');
 
 /** Prefix of the durable per-batch reply queues. */
 export const REPLY_QUEUE_PREFIX = 'pipeline.replies.';
@@ -166,11 +196,36 @@ export const Roles = {
 
 export type RoleName = keyof typeof Roles;
 
-/** Declares the whole topology; idempotent, so it runs on every (re)connect. */
+/**
+ * Declares the whole topology; idempotent, so it runs on every (re)connect. A queue that
+ * exists with another type (WORK_QUEUE_TYPE changed while it held jobs) is a configuration
+ * error (PIPELINE_ERR_CONFIG) saying both types and the way out; the channel is closed by then.
+ */
 export async function declareTopology(ch: Channel, t: Topology = topology): Promise<void> {
   for (const ex of t.exchanges) await ch.assertExchange(ex.name, ex.type, { durable: true });
-  for (const q of t.queues) await ch.assertQueue(q.name, { durable: true, arguments: q.arguments });
+  for (const q of t.queues) {
+    try {
+      await ch.assertQueue(q.name, { durable: true, arguments: q.arguments });
+    } catch (err) {
+      throw queueTypeMismatch(err, q) ?? err;
+    }
+  }
   for (const b of t.bindings) await ch.bindQueue(b.queue, b.exchange, b.routingKey);
+}
+
+/** The broker's 406 for a queue declared with another x-queue-type, as a clear error; else undefined. */
+function queueTypeMismatch(err: unknown, q: QueueSpec): PipelineError | undefined {
+  const e = err as { code?: number; message?: string };
+  const m = /inequivalent arg 'x-queue-type'.*received '?(\w+)'? but current is '?(\w+)'?/.exec(e.message ?? '');
+  if (e.code !== 406 || !m) return undefined;
+  const wanted = String(q.arguments['x-queue-type']);
+  return new PipelineError(
+    ErrorCodes.CONFIG,
+    `queue "${q.name}" already exists as a ${m[2] ?? 'different'} queue, but this process declares it as ${wanted} (WORK_QUEUE_TYPE=${wanted}). ` +
+      `Give every producer and service the same WORK_QUEUE_TYPE, or, to change the type, stop the services, let the queue drain ` +
+      `and delete it (rabbitmqctl delete_queue ${q.name}); the next start declares it anew.`,
+    { cause: err, details: { queue: q.name, declared: wanted, existing: m[2] } },
+  );
 }
 
 /**

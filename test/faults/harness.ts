@@ -149,6 +149,8 @@ export async function startSite(): Promise<Site> {
 export interface RigOptions {
   /** Extra environment for every service. */
   serviceEnv?: Record<string, string>;
+  /** Extra environment for the producer clients (their config). */
+  clientEnv?: Record<string, string>;
 }
 
 export class Rig {
@@ -207,7 +209,7 @@ export class Rig {
 
   /** The producer library, connected through the proxy. */
   async client(name = 'faults-producer'): Promise<PipelineClient> {
-    const config = loadConfig({ AMQP_URL: this.proxy.url, HEARTBEAT_SECONDS: String(HEARTBEAT_SECONDS), CONNECT_RETRIES: '10', LOG_LEVEL: 'warn' });
+    const config = loadConfig({ AMQP_URL: this.proxy.url, HEARTBEAT_SECONDS: String(HEARTBEAT_SECONDS), CONNECT_RETRIES: '10', LOG_LEVEL: 'warn', ...this.opts.clientEnv });
     const sink = new Writable({
       write: (chunk: Buffer, _enc, done) => {
         for (const line of chunk.toString('utf8').split('\n')) if (line.trim()) this.log.add('producer', line);
