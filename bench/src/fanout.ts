@@ -20,6 +20,7 @@ import { PipelineClient, rangeJobs } from '@amqp-pipeline/producer';
 import { createLogger, loadConfig, type Config } from '@amqp-pipeline/shared';
 import { cpuSeconds, median } from './proc.js';
 import type { Row } from './table.js';
+import { withVhost } from './vhost.js';
 
 const TO = Number(process.env.BENCH_FANOUT_TO ?? 1e10);
 const CHUNK = Number(process.env.BENCH_FANOUT_CHUNK ?? 5e7);
@@ -61,7 +62,7 @@ interface Timing {
 async function countWith(config: Config, processes: number): Promise<Timing> {
   const procs = Array.from(
     { length: processes },
-    () => new ServiceProcess('prime-filter', { env: { AMQP_URL: config.AMQP_URL, WORKERS: '1', PREFETCH: '2' } }),
+    () => new ServiceProcess('prime-filter', { env: { AMQP_URL: config.AMQP_URL, WORKERS: '1', PREFETCH: '2', WORK_QUEUE_TYPE: config.WORK_QUEUE_TYPE } }),
   );
   try {
     await Promise.all(procs.map((p) => p.ready));
@@ -121,6 +122,34 @@ export async function run(): Promise<Row[]> {
         ? `every count ${PI_1E10} = pi(10^10)`
         : `WRONG counts ${allCounts.join('/')}`
       : `counts ${allCounts.join('/')}`;
+  // The same with classic work queues (a vhost of their own): at this rate (a job or two in
+  // flight per process) a classic queue costs the broker less per job than a quorum queue.
+  const classicRows: Row[] = [];
+  if (process.env.BENCH_FANOUT_CLASSIC !== 'false') {
+    const classic = await withVhost(config.AMQP_URL, 'amqp-pipeline-bench-fanout-classic', async (v) => {
+      const c = loadConfig({ ...process.env, AMQP_URL: v.url, WORK_QUEUE_TYPE: 'classic' });
+      return { one: await countWith(c, 1), two: await countWith(c, 2) };
+    });
+    if (classic.value) {
+      const { one: c1, two: c2 } = classic.value;
+      const ok = [...c1.counts, ...c2.counts].every((c) => TO !== 1e10 || c === PI_1E10);
+      classicRows.push({
+        suite: 'fan-out',
+        case: `the same, WORK_QUEUE_TYPE=classic: 2 prime-filter processes vs 1`,
+        ours: c2.secs,
+        baseline: c1.secs,
+        baselineName: '1 process, classic',
+        unit: 's',
+        higherIsBetter: false,
+        note:
+          `${(c1.secs / c2.secs).toFixed(2)}x faster (${((c1.secs / c2.secs) / (bare1 / bare2) * 100).toFixed(0)}% of the bare 2-thread scaling); ` +
+          (Number.isNaN(c2.brokerMsPerJob) ? '' : `broker CPU per job ${c1.brokerMsPerJob.toFixed(2)} / ${c2.brokerMsPerJob.toFixed(2)} ms; `) +
+          (ok ? 'every count right' : `WRONG counts ${[...c1.counts, ...c2.counts].join('/')}`),
+      });
+    } else {
+      classicRows.push({ suite: 'fan-out', case: 'WORK_QUEUE_TYPE=classic row', ours: NaN, unit: '-', higherIsBetter: false, note: `skipped: ${classic.skipped}` });
+    }
+  }
   return [
     {
       suite: 'fan-out',
@@ -148,5 +177,6 @@ export async function run(): Promise<Row[]> {
         (Number.isNaN(two.brokerMsPerJob) ? '' : `broker CPU per job ${one.brokerMsPerJob.toFixed(2)} / ${two.brokerMsPerJob.toFixed(2)} ms; `) +
         `first batch after start: ${one.coldSecs.toFixed(2)} s / ${two.coldSecs.toFixed(2)} s for ${4} / ${8} jobs; ${check}`,
     },
+    ...classicRows,
   ];
 }

@@ -11,6 +11,7 @@ import { createLogger, loadConfig, type Config } from '@amqp-pipeline/shared';
 import amqp, { type ConsumeMessage } from 'amqplib';
 import { cpuSeconds, median, rssMb } from './proc.js';
 import type { Row } from './table.js';
+import { withVhost } from './vhost.js';
 
 const JOBS = Number(process.env.BENCH_JOBS ?? 20_000);
 const BACKLOG = Number(process.env.BENCH_BACKLOG ?? 100_000);
@@ -106,7 +107,7 @@ async function ourThroughput(
   filters: number,
   jobs: number,
 ): Promise<{ rate: number; producerMb: number; consumerMb: number; cpuNote: string }> {
-  const env: Record<string, string> = { AMQP_URL: config.AMQP_URL, LOG_LEVEL: 'info' };
+  const env: Record<string, string> = { AMQP_URL: config.AMQP_URL, LOG_LEVEL: 'info', WORK_QUEUE_TYPE: config.WORK_QUEUE_TYPE };
   if (SERVICE_PREFETCH) env.PREFETCH = SERVICE_PREFETCH;
   const procs = Array.from({ length: filters }, () => new ServiceProcess('prime-filter', { env }));
   try {
@@ -175,7 +176,7 @@ async function measuredCeiling(url: string, window: number, prefetch: number, du
 
 
 async function latency(config: Config): Promise<number[]> {
-  const proc = new ServiceProcess('prime-filter', { env: { AMQP_URL: config.AMQP_URL } });
+  const proc = new ServiceProcess('prime-filter', { env: { AMQP_URL: config.AMQP_URL, WORK_QUEUE_TYPE: config.WORK_QUEUE_TYPE } });
   try {
     await proc.ready;
     const client = await PipelineClient.connect(config, createLogger('bench', { level: 'error' }, 2));
@@ -239,8 +240,8 @@ async function backlogRss(config: Config, n: number): Promise<{ consumerMb: numb
 
 const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
 
-/** BENCH_PARTS=ceiling,one,two,latency,backlog picks parts of the suite (all by default). */
-const PARTS = new Set((process.env.BENCH_PARTS ?? 'ceiling,one,two,latency,backlog').split(','));
+/** BENCH_PARTS=ceiling,one,two,latency,backlog,classic picks parts of the suite (all by default). */
+const PARTS = new Set((process.env.BENCH_PARTS ?? 'ceiling,one,two,latency,backlog,classic').split(','));
 
 export async function run(): Promise<Row[]> {
   const config = loadConfig(process.env);
@@ -289,6 +290,23 @@ export async function run(): Promise<Row[]> {
       { suite, case: `producer RSS, ${JOBS}-job batch`, ours: Math.max(...runs.map((r) => r.producerMb)), unit: 'MB', higherIsBetter: false },
       { suite, case: `consumer RSS, ${JOBS}-job batch`, ours: Math.max(...runs.map((r) => r.consumerMb)), unit: 'MB', higherIsBetter: false },
     );
+  }
+  if (PARTS.has('classic')) {
+    // WORK_QUEUE_TYPE=classic, in a vhost of its own (the default vhost's work queues are quorum).
+    const classic = await withVhost(config.AMQP_URL, 'amqp-pipeline-bench-classic', async (v) => {
+      const c = loadConfig({ ...process.env, AMQP_URL: v.url, WORK_QUEUE_TYPE: 'classic' });
+      return { one: await ourThroughput(c, 1, JOBS), lat: await latency(c) };
+    });
+    if (classic.value) {
+      const { one: c1, lat } = classic.value;
+      rows.push(
+        { ...base, case: `${JOBS} small jobs, 1 prime-filter, WORK_QUEUE_TYPE=classic`, ours: c1.rate, note: `${c1.cpuNote}; quorum (the default) above: ${one ? Math.round(one.rate) : '-'} jobs/s` },
+        { suite, case: 'single job end to end, p50, WORK_QUEUE_TYPE=classic', ours: pct(lat, 50), unit: 'ms', higherIsBetter: false, note: `${lat.length} sequential jobs` },
+        { suite, case: 'single job end to end, p99, WORK_QUEUE_TYPE=classic', ours: pct(lat, 99), unit: 'ms', higherIsBetter: false },
+      );
+    } else {
+      rows.push({ suite, case: 'WORK_QUEUE_TYPE=classic rows', ours: NaN, unit: '-', higherIsBetter: true, note: `skipped: ${classic.skipped}` });
+    }
   }
   if (PARTS.has('backlog')) {
     const backlog = await backlogRss(config, BACKLOG);
