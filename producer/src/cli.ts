@@ -85,6 +85,7 @@ Environment:
   MAX_RANGE_WIDTH     most numbers in one list job (default 10000000); wider needs --count or --chunk
   MAX_COUNT_WIDTH     most numbers in one --count job (default 100000000000); wider needs --chunk
   LOG_LEVEL           diagnostics on stderr, JSON lines (default error)
+  WORK_QUEUE_TYPE     quorum (default) or classic; must match the services' setting
 
 Exit codes:
   0 every job succeeded     1 some job failed (its error is printed)
