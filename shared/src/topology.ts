@@ -45,17 +45,24 @@ export const WORK_QUEUE_TYPES: readonly WorkQueueType[] = ['quorum', 'classic'];
 /** Set by a service on a classic work queue's job it put back after a redelivery: deliveries before this one. */
 export const REDELIVERIES_HEADER = 'x-pipeline-redeliveries';
 
-function workQueueArguments(type: WorkQueueType): QueueSpec['arguments'] {
-  return type === 'quorum'
-    ? { 'x-queue-type': 'quorum', 'x-delivery-limit': DELIVERY_LIMIT, 'x-dead-letter-exchange': Exchanges.deadLetter.name }
-    : { 'x-queue-type': 'classic', 'x-dead-letter-exchange': Exchanges.deadLetter.name };
-}
+const workQueue = (name: string): QueueSpec => ({
+  name,
+  arguments: {
+    'x-queue-type': 'quorum',
+    'x-delivery-limit': DELIVERY_LIMIT,
+    'x-dead-letter-exchange': Exchanges.deadLetter.name,
+  },
+});
 
-const workQueue = (name: string): QueueSpec => ({ name, arguments: workQueueArguments('quorum') });
-
-/** A work queue's spec with the arguments of the given type (the same name, exchange bindings and retry tiers). */
+/**
+ * A work queue's spec declared as the given type (the same name, bindings and retry tiers).
+ * Quorum: the spec as it is (work queues are quorum queues by default). Classic: its own
+ * arguments with the type set to classic and the quorum-only delivery limit left out.
+ */
 export function withQueueType(work: QueueSpec, type: WorkQueueType): QueueSpec {
-  return { name: work.name, arguments: workQueueArguments(type) };
+  if (type === 'quorum') return work;
+  const { 'x-delivery-limit': _limit, ...rest } = work.arguments;
+  return { name: work.name, arguments: { ...rest, 'x-queue-type': 'classic' } };
 }
 
 /** The type a work queue spec declares. */
