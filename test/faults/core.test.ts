@@ -198,8 +198,9 @@ describe('fault rows: core', () => {
     if (firstAfter !== undefined) ledger.recoveries = [firstAfter - killedAt];
     ledger.redeliveries = rig.log.redeliveries(since);
     ledger.deadLettered = (await rig.deadCount(500)) - deadBefore;
-    ledger.notes.push(`producer ${producer}; node back after ${upAfter} ms; collect finished by itself: ${String(drain.collectComplete ?? false)}`);
+    ledger.notes.push(`producer ${producer}; node back after ${upAfter} ms; collect finished by itself: ${String(drain.collectComplete ?? false)} (it counted ${drain.collectSaw} done)`);
     const f = report.add(ledger.figures());
+    console.log(`row 5 notes (the table cuts them): ${f.notes}`);
     await rig.dump(ledger);
     expect(f.confirmed).toBe(f.attempted);
     expect(f.lost, 'confirmed jobs without a result').toBe(0);

@@ -365,7 +365,7 @@ export async function drainWithCollect(
   batch: string,
   budgetMs: number,
   file?: ResultFile,
-): Promise<{ collectComplete: boolean | undefined; error: unknown }> {
+): Promise<{ collectComplete: boolean | undefined; error: unknown; collectSaw: string }> {
   const client = await rig.client('faults-collect');
   let outcome: BatchOutcome | undefined;
   let error: unknown;
@@ -373,7 +373,12 @@ export async function drainWithCollect(
     ledger.record(e);
     return file?.write(e);
   };
-  const collecting = client.collect(batch, { timeoutMs: budgetMs, onResult, ...(file ? { written: file.has } : {}) }).then(
+  // What collect itself counts as done, last heard (for the row's notes when it does not end by itself).
+  let seen = { done: -1, total: -1 };
+  const onProgress = (done: number, total: number) => {
+    seen = { done, total };
+  };
+  const collecting = client.collect(batch, { timeoutMs: budgetMs, onResult, onProgress, ...(file ? { written: file.has } : {}) }).then(
     (o) => (outcome = o),
     (e: unknown) => (error = e),
   );
@@ -385,7 +390,7 @@ export async function drainWithCollect(
   await rig.closeClient(client);
   await collecting;
   ledger.addStats(outcome);
-  return { collectComplete: outcome?.complete, error };
+  return { collectComplete: outcome?.complete, error, collectSaw: `${seen.done}/${seen.total}` };
 }
 
 /**
