@@ -90,14 +90,7 @@ describe('classic work queues (WORK_QUEUE_TYPE=classic)', () => {
       titles[url] = `Page ${20_000 + i}`;
       return urlJob(url);
     });
-    let kills = 0;
-    rig.site.onRequest = (url) => {
-      if (!url.includes(token)) return;
-      for (const s of rig.running('title-fetcher')) {
-        kills++;
-        s.child.kill('SIGKILL');
-      }
-    };
+    const poisonPage = rig.poisonFetch(token);
     const dead: ConsumeMessage[] = [];
     try {
       await rig.admin(async (ch) => {
@@ -106,22 +99,16 @@ describe('classic work queues (WORK_QUEUE_TYPE=classic)', () => {
         await ch.consume(tap.queue, (m) => m && dead.push(m), { noAck: true });
         const run = submit(client, ledger, [urlJob(poisonUrl), ...innocent], { timeoutMs: 60_000, titles });
         // Restart the fetcher after each crash, a bounded number of times, until the poison is parked.
-        for (let i = 0; i < 10 && !dead.some((m) => m.content.toString().includes(token)); i++) {
-          const [current] = rig.running('title-fetcher');
-          if (current) await Promise.race([current.exited, sleep(5000)]);
-          if (rig.running('title-fetcher').length === 0) await rig.startService('title-fetcher').catch(() => {});
-          await sleep(300);
-        }
-        rig.site.onRequest = undefined;
-        if (rig.running('title-fetcher').length === 0) await rig.startService('title-fetcher');
+        await poisonPage.restartUntil(() => dead.some((m) => m.content.toString().includes(token)));
         const { outcome, error } = await run.done;
         expect(error).toBeUndefined();
         expect(outcome?.complete).toBe(true);
         await sleep(500);
       });
     } finally {
-      rig.site.onRequest = undefined;
+      poisonPage.remove();
     }
+    const kills = poisonPage.kills();
     const poison = dead.filter((m) => m.content.toString().includes(token));
     const innocentsDead = dead.filter((m) => !m.content.toString().includes(token) && m.properties.headers?.['x-pipeline-batch']);
     const requeued = rig.log.find('redelivered job put back with its delivery count (classic work queue)', since).length;

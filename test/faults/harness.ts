@@ -226,6 +226,37 @@ export class Rig {
     await c.close();
   }
 
+  /**
+   * A poison page: from now on, fetching any URL containing `token` SIGKILLs every running
+   * title-fetcher (before it can answer). `restartUntil` restarts the fetcher after each
+   * crash, at most `tries` times, until `parked()` says the poison reached pipeline.dead; then
+   * the hook is lifted and a fetcher is left running. `kills` counts the crashes.
+   */
+  poisonFetch(token: string): { kills: () => number; restartUntil: (parked: () => boolean, tries?: number) => Promise<void>; remove: () => void } {
+    let kills = 0;
+    this.site.onRequest = (url) => {
+      if (!url.includes(token)) return;
+      for (const s of this.running('title-fetcher')) {
+        kills++;
+        s.child.kill('SIGKILL');
+      }
+    };
+    const remove = () => {
+      this.site.onRequest = undefined;
+    };
+    const restartUntil = async (parked: () => boolean, tries = 10) => {
+      for (let i = 0; i < tries && !parked(); i++) {
+        const [current] = this.running('title-fetcher');
+        if (current) await Promise.race([current.exited, sleep(5000)]);
+        if (this.running('title-fetcher').length === 0) await this.startService('title-fetcher').catch(() => {});
+        await sleep(300);
+      }
+      remove();
+      if (this.running('title-fetcher').length === 0) await this.startService('title-fetcher');
+    };
+    return { kills: () => kills, restartUntil, remove };
+  }
+
   /** A short-lived connection straight to the node (not through the proxy). */
   async admin<T>(fn: (ch: Channel, conn: ChannelModel) => Promise<T>): Promise<T> {
     const conn = await amqp.connect(this.node.amqpUrl);

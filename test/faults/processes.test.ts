@@ -130,18 +130,8 @@ describe.skipIf(!FULL)('fault rows: processes and flow', () => {
     const token = `poison-${randomBytes(4).toString('hex')}`;
     const poisonUrl = `${rig.site.base}/p/1?${token}`;
     const innocent = slowTitles(12_000, 10);
-    let kills = 0;
     // The poison: fetching its page kills the service (before any answer), every time.
-    rig.site.onRequest = (url) => {
-      if (!url.includes(token)) return;
-      for (const s of rig.running('title-fetcher')) {
-        kills++;
-        s.child.kill('SIGKILL');
-      }
-    };
-    const remove = () => {
-      rig.site.onRequest = undefined;
-    };
+    const poisonPage = rig.poisonFetch(token);
     const dead: ConsumeMessage[] = [];
     await rig.admin(async (ch) => {
       const tap = await ch.assertQueue('', { exclusive: true });
@@ -151,16 +141,7 @@ describe.skipIf(!FULL)('fault rows: processes and flow', () => {
       // The poison's answer is an error: ok:false with PIPELINE_ERR_POISON_MESSAGE.
       const run = submit(client, ledger, jobs, { timeoutMs: 45_000, titles: { ...innocent.titles, [poisonUrl]: { code: 'PIPELINE_ERR_POISON_MESSAGE' } } });
       // Restart the service after each crash, a bounded number of times, until the poison is dead-lettered.
-      for (let i = 0; i < 10; i++) {
-        const poisonDead = dead.some((m) => m.content.toString().includes(token));
-        if (poisonDead) break;
-        const [current] = rig.running('title-fetcher');
-        if (current) await Promise.race([current.exited, sleep(5000)]);
-        if (rig.running('title-fetcher').length === 0) await rig.startService('title-fetcher').catch(() => {});
-        await sleep(300);
-      }
-      remove();
-      if (rig.running('title-fetcher').length === 0) await rig.startService('title-fetcher');
+      await poisonPage.restartUntil(() => dead.some((m) => m.content.toString().includes(token)));
       await run.done;
       await sleep(500);
     });
@@ -170,6 +151,7 @@ describe.skipIf(!FULL)('fault rows: processes and flow', () => {
     ledger.redeliveries = rig.log.redeliveries(since);
     const death = poison[0]?.properties.headers?.['x-death'] as { reason?: string; count?: number }[] | undefined;
     const code = poison[0]?.properties.headers?.['x-pipeline-error-code'];
+    const kills = poisonPage.kills();
     ledger.notes.push(
       `${kills} crashes; poison dead-lettered: ${poison.length} (${code ? `by the service: ${String(code)}` : `by the broker: x-death reason ${String(death?.[0]?.reason)}`}); innocent jobs dead-lettered with it: ${innocentsDead.length}`,
     );
