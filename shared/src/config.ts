@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { ErrorCodes, PipelineError } from './errors.js';
+import { WORK_QUEUE_TYPES } from './topology.js';
 
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
 const bool = z
@@ -42,7 +43,7 @@ const schema = z.object({
    * deliveries) or classic (one node; cheaper for the broker when jobs come one or two at a
    * time). Producers and services of one broker must agree: docs/protocol.md.
    */
-  WORK_QUEUE_TYPE: z.enum(['quorum', 'classic'], { error: 'must be quorum or classic' }).default('quorum'),
+  WORK_QUEUE_TYPE: z.enum(WORK_QUEUE_TYPES, { error: `must be ${WORK_QUEUE_TYPES.join(' or ')}` }).default('quorum'),
   /** Messages a consumer holds unacknowledged at once (its concurrency). Default depends on the service. */
   PREFETCH: int(1, 65535).optional(),
   /** Largest job body a consumer accepts, bytes; bigger ones are dead-lettered. */

@@ -21,7 +21,6 @@ export {
   topologyFor,
   topologyOf,
   withQueueType,
-  queueTypeOf,
   WORK_QUEUE_TYPES,
   REDELIVERIES_HEADER,
   type WorkQueueType,

@@ -39,8 +39,8 @@ export const Exchanges = {
  * time); it counts no deliveries, so the services count redeliveries themselves (a redelivered
  * job is put back with the count in REDELIVERIES_HEADER) and park it at the same limit.
  */
-export type WorkQueueType = 'quorum' | 'classic';
-export const WORK_QUEUE_TYPES: readonly WorkQueueType[] = ['quorum', 'classic'];
+export const WORK_QUEUE_TYPES = ['quorum', 'classic'] as const;
+export type WorkQueueType = (typeof WORK_QUEUE_TYPES)[number];
 
 /** Set by a service on a classic work queue's job it put back after a redelivery: deliveries before this one. */
 export const REDELIVERIES_HEADER = 'x-pipeline-redeliveries';
@@ -63,11 +63,6 @@ export function withQueueType(work: QueueSpec, type: WorkQueueType): QueueSpec {
   if (type === 'quorum') return work;
   const { 'x-delivery-limit': _limit, ...rest } = work.arguments;
   return { name: work.name, arguments: { ...rest, 'x-queue-type': 'classic' } };
-}
-
-/** The type a work queue spec declares. */
-export function queueTypeOf(q: QueueSpec): WorkQueueType {
-  return q.arguments['x-queue-type'] === 'classic' ? 'classic' : 'quorum';
 }
 
 export const Queues = {
