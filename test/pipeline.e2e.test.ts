@@ -159,6 +159,17 @@ describe('the pipeline, end to end', () => {
     });
   });
 
+  it('when a prime count is wider than one chunk and no --chunk is given, then it goes as several jobs whose counts add up', async () => {
+    const submit = await runCli(['primes', '1', '2000000001', '--count', '--no-wait', '--json']);
+    expect(submit.code, submit.stderr).toBe(0);
+    const { batch, jobs } = submit.lines[0] as { batch: string; jobs: number };
+    expect(jobs).toBe(3); // 1e9 + 1e9 + 1
+    const collect = await runCli(['collect', batch, '--json']);
+    expect(collect.code, collect.stderr).toBe(0);
+    // pi(2 * 10^9) = 98222287, and 2000000001 = 3 * 666666667 is not prime.
+    expect(collect.lines).toEqual([expect.objectContaining({ kind: 'primes', summary: expect.objectContaining({ count: 98222287, first: 2 }) })]);
+  });
+
   it('when a message is not JSON or breaks the schema, then it is dead-lettered with the reason, the sender hears why, and the service keeps serving', async () => {
     await withChannel(async (ch) => {
       // A queue of our own on the dead-letter fanout sees exactly what pipeline.dead gets.

@@ -21,7 +21,7 @@ import {
 import cliProgress from 'cli-progress';
 import { PipelineClient, type BatchOutcome } from './client.js';
 import type { Emitted } from './collector.js';
-import { BATCH_ID_PATTERN, chunkCount, rangeJobs, urlJob, type JobSpec, type RangeTarget } from './jobs.js';
+import { BATCH_ID_PATTERN, chunkCount, countJobs, primeCountChunk, rangeJobs, urlJob, type JobSpec, type RangeTarget } from './jobs.js';
 import { HumanPrinter, jsonLine } from './output.js';
 import { ResultFile } from './result-file.js';
 
@@ -51,7 +51,9 @@ Usage:
                                   this is how rabbitmq/definitions.json is made
 
 Options:
-  --count           a summary instead of the list: how many, first, last, exact sum
+  --count           a summary instead of the list: how many, first, last, exact sum.
+                    A prime count over more than 1e9 numbers goes as jobs of 1e9 (each
+                    ~0.2 s of work), shared by every running prime-filter; --chunk overrides
   --chunk N         split the range into jobs of N numbers each, shared by every running
                     copy of the service; lists come back in order, counts are added up
   --json            one JSON object per result on stdout (for scripts); nothing else on stdout.
@@ -72,7 +74,8 @@ Options:
 
 Examples:
   pipeline range 2 100                      the original example: primes of 2..100 and their squares
-  pipeline primes 1 1e10 --count --chunk 5e7      count the primes below 10^10 in 200 jobs
+  pipeline primes 1 1e10 --count            count the primes below 10^10 (10 jobs of 10^9)
+  pipeline primes 1 1e10 --count --chunk 5e7   the same in 200 smaller jobs
   pipeline primes 1000000 1001000 --json | jq '.primes | length'
   pipeline titles https://example.com https://www.rabbitmq.com
   B=$(pipeline squares 1 50000 --no-wait --json | jq -r .batch); pipeline collect "$B"
@@ -172,7 +175,10 @@ function rangeRequest(target: RangeTarget, p: Parsed, config: Config): JobSpec[]
   if (from > to) throw new UsageError(`FROM (${from}) is greater than TO (${to})`);
   const range = { from, to, ...(p.count ? { count: true } : {}) };
   const width = to - from + 1;
-  const perJob = p.chunk === undefined ? width : Math.min(p.chunk, width);
+  // A count with no --chunk: the primes are split (see primeCountChunk), squares are one job.
+  const autoChunk = p.count && p.chunk === undefined && target === 'primes' ? primeCountChunk(width, MAX_JOBS) : undefined;
+  const chunk = p.chunk ?? autoChunk;
+  const perJob = chunk === undefined ? width : Math.min(chunk, width);
   const [limit, setting] = p.count ? [config.MAX_COUNT_WIDTH, 'MAX_COUNT_WIDTH'] : [config.MAX_RANGE_WIDTH, 'MAX_RANGE_WIDTH'];
   if (perJob > limit) {
     const advice = p.chunk !== undefined ? `use a smaller --chunk (at most ${limit})` : p.count ? `add --chunk N (N <= ${limit})` : `add --count for a summary, or --chunk N (N <= ${limit}) to split it`;
@@ -181,7 +187,7 @@ function rangeRequest(target: RangeTarget, p: Parsed, config: Config): JobSpec[]
   if (p.chunk !== undefined && chunkCount(range, p.chunk) > MAX_JOBS) {
     throw new UsageError(`--chunk ${p.chunk} would make ${chunkCount(range, p.chunk)} jobs; at most ${MAX_JOBS} per command: use a larger --chunk`);
   }
-  return rangeJobs(target, range, p.chunk);
+  return p.count && p.chunk === undefined ? countJobs(target, range, MAX_JOBS) : rangeJobs(target, range, p.chunk);
 }
 
 async function readUrls(file: string): Promise<string[]> {

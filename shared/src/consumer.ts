@@ -163,7 +163,9 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
   const countsOwnRedeliveries = config.WORK_QUEUE_TYPE === 'classic';
   const log = opts.log.child({ queue: queue.name });
   const prefetch = opts.prefetch ?? config.PREFETCH ?? 16;
-  const adaptive = def.adaptivePrefetch && prefetch > 1 ? { min: Math.min(prefetch, Math.max(1, def.adaptivePrefetch.min)), targetHoldMs: def.adaptivePrefetch.targetHoldMs ?? 250 } : undefined;
+  // The prefetch is the most jobs held in all: the prefetch-1 consumer's one, plus the full
+  // consumer's prefetch - 1 (so an adaptive prefetch is never below 2 while that one exists).
+  const adaptive = def.adaptivePrefetch && prefetch > 1 ? { min: Math.min(prefetch, Math.max(2, def.adaptivePrefetch.min)), targetHoldMs: def.adaptivePrefetch.targetHoldMs ?? 250 } : undefined;
   /** Where an adaptive prefetch starts: the full one if it is small, else a modest one that grows within a second. */
   const initialPrefetch = adaptive ? Math.max(adaptive.min, Math.min(prefetch, 32)) : prefetch;
   const connectionName = connectionNameFor(def.service);
@@ -215,8 +217,9 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
 
   /**
    * Adds a consumer to the session's channel with the given prefetch. A session keeps a
-   * prefetch-1 consumer all along and adds a full-prefetch one while nothing is crashing:
-   * adding and cancelling the big one switches modes without touching the small one.
+   * prefetch-1 consumer all along and adds a full one while nothing is crashing: adding and
+   * cancelling the big one switches modes without touching the small one. The two together
+   * hold at most the session's prefetch (`bigPrefetch`): the big one takes `bigPrefetch - 1`.
    */
   async function addConsumer(s: Session, n: number): Promise<string> {
     await s.channel.prefetch(n);
@@ -250,8 +253,8 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
           s.tags = s.tags.filter((t) => t !== big);
           await s.channel.cancel(big);
           log.info({ prefetch: 1 }, 'a redelivered job: one job at a time for now');
-        } else if (!s.careful && !s.bigTag && prefetch > 1 && !stopping) {
-          s.bigTag = await addConsumer(s, s.bigPrefetch);
+        } else if (!s.careful && !s.bigTag && s.bigPrefetch > 1 && !stopping) {
+          s.bigTag = await addConsumer(s, s.bigPrefetch - 1);
           s.resizedAt = { done: s.done, at: Date.now() };
           log.info({ prefetch: s.bigPrefetch }, 'full speed');
         }
@@ -283,7 +286,7 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
         if (s.careful || !old || stopping) return;
         const from = s.bigPrefetch;
         s.bigPrefetch = next;
-        s.bigTag = await addConsumer(s, next);
+        s.bigTag = await addConsumer(s, next - 1);
         s.tags = s.tags.filter((t) => t !== old);
         await s.channel.cancel(old);
         log.debug({ from, to: next, holdMs: Math.round(s.holdMs * 10) / 10 }, 'prefetch resized');
