@@ -31,6 +31,7 @@ import {
 import type { Channel, ConsumeMessage, Options, RecoveringChannelModel } from 'amqplib';
 import { BatchCollector, type CollectorStats, type Emitted, type MissingResult } from './collector.js';
 import { correlationIdFor, newBatchId, type JobSpec } from './jobs.js';
+import { PipelineSession, type SessionOptions } from './session.js';
 
 export interface SubmitOptions {
   /** Batch id; a new one by default. */
@@ -126,6 +127,8 @@ export class PipelineClient {
   private closing = false;
   /** Batch clean-ups still running (acks, queue deletion); `close()` waits for them. */
   private readonly cleanups = new Set<Promise<void>>();
+  /** Sessions opened and not yet closed; `close()` closes them. */
+  private readonly sessions = new Set<PipelineSession>();
 
   private constructor(
     private readonly model: RecoveringChannelModel,
@@ -315,6 +318,27 @@ export class PipelineClient {
   }
 
   /**
+   * A session: one long-lived reply queue for jobs sent one at a time, each call resolving
+   * with its result (see PipelineSession). Much less broker work per job than a one-job
+   * batch; close it (or the client) when done.
+   */
+  async session(opts: SessionOptions = {}): Promise<PipelineSession> {
+    const session = await PipelineSession.open(
+      {
+        model: this.model,
+        config: this.config,
+        log: this.log,
+        publish: (exchange, routingKey, body, options, deadline) => this.publishReliably(exchange, routingKey, body, options, deadline),
+        closing: () => this.closing,
+        closed: (s) => this.sessions.delete(s),
+      },
+      opts,
+    );
+    this.sessions.add(session);
+    return session;
+  }
+
+  /**
    * Work queues the jobs will land in that no service is consuming right now
    * (their jobs wait there until one starts).
    */
@@ -399,6 +423,7 @@ export class PipelineClient {
    */
   async close(): Promise<void> {
     this.closing = true;
+    await Promise.allSettled([...this.sessions].map((s) => s.close()));
     if (!(await within(Promise.allSettled([...this.cleanups]), CLOSE_WAIT_MS))) {
       this.log.warn({ waitedMs: CLOSE_WAIT_MS }, 'batch clean-up did not finish; closing anyway (unfinished results stay queued for collect)');
     }

@@ -3,3 +3,4 @@ export { BatchCollector, outputKey, type CollectedResult, type CombinedResult, t
 export { rangeJob, rangeJobs, countJobs, primeCountChunk, PRIME_COUNT_CHUNK, chunkCount, urlJob, newBatchId, correlationIdFor, BATCH_ID_PATTERN, type JobSpec, type RangeTarget } from './jobs.js';
 export { jsonLine, HumanPrinter } from './output.js';
 export { ResultFile, lineKey } from './result-file.js';
+export { PipelineSession, type SessionOptions, type CallOptions } from './session.js';
