@@ -3,7 +3,8 @@
 // separated): dlx (delivery limit and dead-letter exchange on the work queue), topic (jobs
 // through a topic exchange), props (message id, type, app id, timestamp, two headers),
 // noheaders (the same without headers), batchonly (one header on jobs), mandatory, ackmulti
-// (the echo consumer acks several at once), replymulti (the requester acks replies several at once). PF = its prefetch (16), W = jobs in flight.
+// (the echo consumer acks several at once), replymulti (the requester acks replies several at once),
+// globalqos / consumerqos (the requester reads replies under a channel-wide / per-consumer prefetch, RPF, 256). PF = its prefetch (16), W = jobs in flight.
 // With BEAM_PID (the broker's beam.smp, local broker only) it also prints the broker's CPU per job.
 // V=topic,props PF=128 BEAM_PID=$(pgrep -f beam.smp | head -1) node bench/probes/broker-cost.mjs
 import amqp from 'amqplib';
@@ -53,6 +54,8 @@ const c0 = cpu(); const t0 = performance.now();
 await new Promise((resolve) => {
   let replyTag = 0; let replyFlush = false;
   const ackReply = V.has('replymulti') ? (m) => { replyTag = Math.max(replyTag, m.fields.deliveryTag); if (!replyFlush) { replyFlush = true; setImmediate(() => { replyFlush = false; rq.ack({ fields: { deliveryTag: replyTag } }, true); }); } } : (m) => rq.ack(m);
+  if (V.has('globalqos')) rq.prefetch(Number(process.env.RPF ?? 256), true);
+  else if (V.has('consumerqos')) rq.prefetch(Number(process.env.RPF ?? 256), false);
   rq.consume(replies, (m) => { if (!m) return; ackReply(m); received++; if (sent < JOBS) send(); if (received === JOBS) resolve(); });
   for (let i = 0; i < WINDOW; i++) send();
 });

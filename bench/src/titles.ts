@@ -32,7 +32,7 @@ import { ServiceProcess } from '@amqp-pipeline/devtools';
 import { PipelineClient, urlJob } from '@amqp-pipeline/producer';
 import { createLogger, loadConfig } from '@amqp-pipeline/shared';
 import { ceilingOf } from './pipeline.js';
-import { median, rssMb } from './proc.js';
+import { cpuSeconds, median, rssMb } from './proc.js';
 import type { Row } from './table.js';
 
 /** URLs waiting in the queue for the memory row. */
@@ -50,7 +50,7 @@ const QUEUED = Number(process.env.BENCH_TITLES_QUEUED ?? 10_000);
 async function throughPipeline(
   urls: string[],
   { warmup, rounds }: { warmup: number; rounds: number },
-): Promise<{ pagesPerSecond: number; coldPagesPerSecond: number; peakMb: number }> {
+): Promise<{ pagesPerSecond: number; coldPagesPerSecond: number; peakMb: number; cpuNote: string }> {
   const config = loadConfig(process.env);
   const proc = new ServiceProcess('title-fetcher', {
     env: {
@@ -74,10 +74,19 @@ async function throughPipeline(
     };
     try {
       const cold = await batch(warmup > 0 ? urls.slice(0, warmup) : urls);
-      if (warmup === 0) return { pagesPerSecond: cold, coldPagesPerSecond: cold, peakMb };
+      if (warmup === 0) return { pagesPerSecond: cold, coldPagesPerSecond: cold, peakMb, cpuNote: '' };
       const rates: number[] = [];
+      // CPU per page of each party over the timed rounds: where the two cores go.
+      const beam = Number(process.env.BEAM_PID) || 0;
+      const cpu0 = { service: cpuSeconds(proc.pid ?? 0), here: process.cpuUsage(), broker: cpuSeconds(beam) };
       for (let i = 0; i < rounds; i++) rates.push(await batch(urls));
-      return { pagesPerSecond: median(rates), coldPagesPerSecond: cold, peakMb };
+      const here = process.cpuUsage(cpu0.here);
+      const perPage = (secs: number) => `${Math.round((secs * 1e6) / (rounds * urls.length))} µs`;
+      const cpuNote =
+        `CPU per page: title-fetcher ${perPage(cpuSeconds(proc.pid ?? 0) - cpu0.service)}, ` +
+        `producer + page server ${perPage((here.user + here.system) / 1e6)}` +
+        (beam ? `, broker ${perPage(cpuSeconds(beam) - cpu0.broker)}` : ' (BEAM_PID=<beam.smp pid> adds the broker)');
+      return { pagesPerSecond: median(rates), coldPagesPerSecond: cold, peakMb, cpuNote };
     } finally {
       await client.close();
     }
@@ -344,7 +353,7 @@ export async function run(): Promise<Row[]> {
         higherIsBetter: true,
         target: '>= 0.8x min(bare undici, broker ceiling)',
         met: pipeline.pagesPerSecond >= 0.8 * yardstick,
-        note: `jobs published, fetched, answered and collected through the broker; warm service, median of ${ROUNDS} batches (the cold first batch of ${WARMUP_PAGES}: ${pipeline.coldPagesPerSecond.toFixed(0)} pages/s); ${(pipeline.pagesPerSecond / bare.pagesPerSecond).toFixed(2)}x the bare undici loop`,
+        note: `jobs published, fetched, answered and collected through the broker; warm service, median of ${ROUNDS} batches (the cold first batch of ${WARMUP_PAGES}: ${pipeline.coldPagesPerSecond.toFixed(0)} pages/s); ${(pipeline.pagesPerSecond / bare.pagesPerSecond).toFixed(2)}x the bare undici loop; ${pipeline.cpuNote}`,
       },
       {
         suite: SUITE,
