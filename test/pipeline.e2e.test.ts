@@ -1,3 +1,5 @@
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { randomUUID } from 'node:crypto';
 import { SERVICE_NAMES, startServices, stopServices, type ServiceProcess } from '@amqp-pipeline/devtools';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -245,6 +247,13 @@ describe('the CLI at its edges', () => {
       expect(run.code, args.join(' ')).toBe(2);
       expect(run.stderr).toMatch(/^pipeline: /);
     }
+  });
+
+  it('when the project is installed, then `npx pipeline` is the CLI (npm linked its bin)', () => {
+    // npm links bins before the `prepare` build: a bin inside dist/ was silently not linked.
+    const bin = fileURLToPath(new URL('../node_modules/.bin/pipeline', import.meta.url));
+    const version = execFileSync(bin, ['--version'], { encoding: 'utf8' });
+    expect(version.trim()).toMatch(/^pipeline \d+\.\d+\.\d+$/);
   });
 
   it('when --help is given, then it prints usage with examples and exits 0', async () => {
