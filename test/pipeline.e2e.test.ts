@@ -151,6 +151,45 @@ describe('the pipeline, end to end', () => {
     );
   });
 
+  it('when several long lists are answered at once, then each comes whole, its parts in a row, the earliest job first', async () => {
+    await withChannel(async (ch) => {
+      const { queue } = await ch.assertQueue('', { exclusive: true });
+      const jobs = 8;
+      for (let k = 0; k < jobs; k++) {
+        const body = { from: k * 100_000 + 1, to: k * 100_000 + 1500 }; // ~15 KB of squares: several 4 KB parts
+        ch.publish('pipeline.ranges', 'range.squares', Buffer.from(JSON.stringify(body)), { replyTo: queue, correlationId: `lists-${k}` });
+      }
+      const seen: Array<{ job: number; index: number; last: boolean }> = [];
+      let lasts = 0;
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`only ${lasts} of ${jobs} lists complete`)), 15_000);
+        void ch.consume(
+          queue,
+          (m) => {
+            if (!m) return;
+            const { part } = JSON.parse(m.content.toString()) as { part: { index: number; last: boolean } };
+            seen.push({ job: Number(String(m.properties.correlationId).split('-')[1]), ...part });
+            if (part.last && ++lasts === jobs) {
+              clearTimeout(timer);
+              resolve();
+            }
+          },
+          { noAck: true },
+        );
+      });
+      // The arrival order, job by job: 0,0,0,0,1,1,1,1,... with indexes 0..n in each run.
+      const runs: Array<{ job: number; indexes: number[] }> = [];
+      for (const p of seen) {
+        const run = runs.at(-1);
+        if (run?.job === p.job) run.indexes.push(p.index);
+        else runs.push({ job: p.job, indexes: [p.index] });
+      }
+      expect(runs.map((r) => r.job)).toEqual(Array.from({ length: jobs }, (_, k) => k));
+      for (const r of runs) expect(r.indexes).toEqual(r.indexes.map((_, i) => i));
+      expect(Math.min(...runs.map((r) => r.indexes.length))).toBeGreaterThan(2);
+    });
+  });
+
   it('when --count is given, then one summary per kind comes back: count, first, last and the exact sum', async () => {
     const run = await runCli(['range', '1', '1000000', '--count', '--json']);
     expect(run.code, run.stderr).toBe(0);
