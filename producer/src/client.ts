@@ -87,7 +87,7 @@ const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 const PUBLISH_WINDOW = 1000;
 /** Unacknowledged replies the producer takes at once, for small results. */
 const REPLY_PREFETCH = 256;
-/** ...but no more than about this many bytes of them (long lists come in ~1 MB parts). */
+/** ...but no more than about this many bytes of them (long lists come in parts of RESULT_PART_BYTES, 64 KiB by default). */
 const REPLY_WINDOW_BYTES = 16 * 1024 * 1024;
 /** Never fewer than this, so parts keep flowing. */
 const REPLY_PREFETCH_MIN = 4;
@@ -102,8 +102,8 @@ const CHECKPOINT_REPLIES = 2000;
  * so they hold prefetch slots; the window grows past them (else small results would flow at
  * one window per checkpoint), but only up to this many bytes: past it the window stops
  * growing, the checkpoint (after the output has drained) acks them, and a slow output holds
- * back the broker instead of filling this process's memory. (Without it, streaming 10^7
- * primes to stdout took 170-520 MB: a second's worth of ~1 MB parts, written unawaited.)
+ * back the broker instead of filling this process's memory (a second's worth of parts,
+ * written to stdout unawaited, is unbounded on a fast broker).
  */
 const CHECKPOINT_BYTES = 8 * 1024 * 1024;
 

@@ -53,7 +53,11 @@ const schema = z.object({
   /** Most numbers one count (summary) job may cover. */
   MAX_COUNT_WIDTH: int(1, Number.MAX_SAFE_INTEGER).default(100_000_000_000),
   /** Largest result message, bytes: longer lists are sent as ordered parts under this size. */
-  RESULT_PART_BYTES: int(1024, 64 * 1024 * 1024).default(1024 * 1024),
+  // 64 KiB: a part's list (~6,500 numbers) stays under V8's large-object size, so a producer
+  // streaming millions of numbers frees it in a young-generation collection. With 1 MiB parts
+  // streaming 10^7 primes took 150-180 MB in the CLI against 120 for 10^6; with 64 KiB, 82
+  // for both, in the same time.
+  RESULT_PART_BYTES: int(1024, 64 * 1024 * 1024).default(64 * 1024),
   /** Worker threads for CPU-heavy work (the prime sieve); 0 means one per core. */
   WORKERS: int(0, 256).default(0),
   /** Attempts per job (the first included) when it fails for a passing reason (timeout, 5xx). */
