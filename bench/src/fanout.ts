@@ -3,7 +3,8 @@
  * process, then with two (one worker thread each), through the real broker. The same run
  * measures both, so the ratio is the scaling. Two chunkings:
  *
- *  - what `pipeline primes 1 1e10 --count` does with no --chunk (countJobs: 10 jobs of 10^9);
+ *  - what `pipeline primes 1 1e10 --count` does with no --chunk (countJobs: 15 jobs, 7 of 10^9,
+ *    then shorter and shorter);
  *    the target row;
  *  - the issue's example, `--chunk 5e7` (200 jobs of ~8 ms of sieving each): information,
  *    it shows what a job costs besides its work.

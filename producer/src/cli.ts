@@ -52,8 +52,9 @@ Usage:
 
 Options:
   --count           a summary instead of the list: how many, first, last, exact sum.
-                    A prime count over more than 1e9 numbers goes as jobs of 1e9 (each
-                    ~0.2 s of work), shared by every running prime-filter; --chunk overrides
+                    A prime count over more than 1e9 numbers goes as jobs of up to 1e9
+                    (~0.2 s of work each, the last ones shorter), shared by every running
+                    prime-filter; --chunk overrides
   --chunk N         split the range into jobs of N numbers each, shared by every running
                     copy of the service; lists come back in order, counts are added up
   --json            one JSON object per result on stdout (for scripts); nothing else on stdout.
@@ -74,7 +75,7 @@ Options:
 
 Examples:
   pipeline range 2 100                      the original example: primes of 2..100 and their squares
-  pipeline primes 1 1e10 --count            count the primes below 10^10 (10 jobs of 10^9)
+  pipeline primes 1 1e10 --count            count the primes below 10^10 (in 15 jobs)
   pipeline primes 1 1e10 --count --chunk 5e7   the same in 200 smaller jobs
   pipeline primes 1000000 1001000 --json | jq '.primes | length'
   pipeline titles https://example.com https://www.rabbitmq.com
@@ -175,7 +176,7 @@ function rangeRequest(target: RangeTarget, p: Parsed, config: Config): JobSpec[]
   if (from > to) throw new UsageError(`FROM (${from}) is greater than TO (${to})`);
   const range = { from, to, ...(p.count ? { count: true } : {}) };
   const width = to - from + 1;
-  // A count with no --chunk: the primes are split (see primeCountChunk), squares are one job.
+  // A count with no --chunk: the primes are split (see primeCountRanges), squares are one job.
   const autoChunk = p.count && p.chunk === undefined && target === 'primes' ? primeCountChunk(width, MAX_JOBS) : undefined;
   const chunk = p.chunk ?? autoChunk;
   const perJob = chunk === undefined ? width : Math.min(chunk, width);
