@@ -28,6 +28,17 @@ async function until(check: () => boolean | Promise<boolean>, timeoutMs: number)
   }
 }
 
+/** Runs `fn` on a new session, closes it whatever happens, and returns it (closed). */
+async function withSession(fn: (session: PipelineSession) => Promise<void>): Promise<PipelineSession> {
+  const session = await client.session();
+  try {
+    await fn(session);
+  } finally {
+    await session.close();
+  }
+  return session;
+}
+
 const queueExists = (name: string) =>
   withChannel(async (ch) => {
     ch.on('error', () => {}); // a missing queue closes the channel with a 404
@@ -41,8 +52,7 @@ const queueExists = (name: string) =>
 
 describe('a session (request/response over one long-lived reply queue)', () => {
   it('when jobs are called one at a time, then each call resolves with its own result, and the queue is declared once', async () => {
-    const session = await client.session();
-    try {
+    const session = await withSession(async (session) => {
       expect(session.replyQueue).toMatch(/^pipeline\.replies\.session-/);
       expect(await queueExists(session.replyQueue)).toBe(true);
       for (let i = 0; i < 20; i++) {
@@ -51,16 +61,13 @@ describe('a session (request/response over one long-lived reply queue)', () => {
         expect(result).toEqual({ ok: true, kind: 'primes', primes: naivePrimes(from, from + 99) });
       }
       expect(session.waiting).toBe(0);
-    } finally {
-      await session.close();
-    }
+    });
     // Nothing left in it: deleted at close.
     expect(await queueExists(session.replyQueue)).toBe(false);
   });
 
   it('when many calls are in flight at once, then every one gets its own result (matched by correlation id)', async () => {
-    const session = await client.session();
-    try {
+    await withSession(async (session) => {
       const calls = Array.from({ length: 50 }, (_, i) =>
         i % 2 === 0 ? session.call(rangeJob('primes', { from: i * 1000, to: i * 1000 + 999, count: true })) : session.call(rangeJob('squares', { from: -i, to: i })),
       );
@@ -69,34 +76,25 @@ describe('a session (request/response over one long-lived reply queue)', () => {
         if (i % 2 === 0) expect(r).toMatchObject({ ok: true, kind: 'primes', summary: { count: naivePrimes(i * 1000, i * 1000 + 999).length } });
         else expect(r).toEqual({ ok: true, kind: 'squares', squares: Array.from({ length: 2 * i + 1 }, (_, k) => (k - i) ** 2) });
       });
-    } finally {
-      await session.close();
-    }
+    });
   });
 
   it('when a list comes back in parts, then the call resolves with the whole list in order', async () => {
-    const session = await client.session();
-    try {
+    await withSession(async (session) => {
       const result = await session.call(rangeJob('squares', { from: 1, to: 5000 }));
       expect(result).toEqual({ ok: true, kind: 'squares', squares: Array.from({ length: 5000 }, (_, i) => (i + 1) ** 2) });
-    } finally {
-      await session.close();
-    }
+    });
   });
 
   it('when a service answers ok:false, then the call resolves with that answer (errors are data)', async () => {
-    const session = await client.session();
-    try {
+    await withSession(async (session) => {
       const result = await session.call(rangeJob('primes', { from: 1, to: 20_000_000 }));
       expect(result).toMatchObject({ ok: false, kind: 'primes', error: { code: 'PIPELINE_ERR_LIMIT_EXCEEDED' } });
-    } finally {
-      await session.close();
-    }
+    });
   });
 
   it('when a result comes after its call gave up, then the call has rejected with a timeout, and the late result is dropped, not given to another call', async () => {
-    const session = await client.session();
-    try {
+    await withSession(async (session) => {
       // About half a second of sieving, against a 20 ms wait.
       const slow = session.call(rangeJob('primes', { from: 1, to: 3e9, count: true }), { timeoutMs: 20 });
       await expect(slow).rejects.toMatchObject({ code: 'PIPELINE_ERR_TIMEOUT' });
@@ -111,14 +109,11 @@ describe('a session (request/response over one long-lived reply queue)', () => {
       await until(() => session.abandoned === 0, 20_000);
       expect((await withChannel((ch) => ch.checkQueue(session.replyQueue))).messageCount).toBe(0);
       expect(session.waiting).toBe(0);
-    } finally {
-      await session.close();
-    }
+    });
   });
 
   it('when the reply queue is deleted under a session, then it declares it again and later calls still work', async () => {
-    const session = await client.session();
-    try {
+    await withSession(async (session) => {
       await session.call(rangeJob('primes', { from: 1, to: 10 }));
       await withChannel((ch) => ch.deleteQueue(session.replyQueue));
       // The session declares its queue again within a moment (a job sent before that would be
@@ -126,9 +121,7 @@ describe('a session (request/response over one long-lived reply queue)', () => {
       await until(() => queueExists(session.replyQueue), 10_000);
       const result = await session.call(rangeJob('primes', { from: 1, to: 10 }), { timeoutMs: 10_000 });
       expect(result).toEqual({ ok: true, kind: 'primes', primes: [2, 3, 5, 7] });
-    } finally {
-      await session.close();
-    }
+    });
   });
 
   it('when a job would bring two results, or the session is closed, then call refuses at once', async () => {
