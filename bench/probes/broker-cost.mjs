@@ -4,6 +4,7 @@
 // through a topic exchange), props (message id, type, app id, timestamp, two headers),
 // noheaders (the same without headers), batchonly (one header on jobs), mandatory, ackmulti
 // (the echo consumer acks several at once), replymulti (the requester acks replies several at once),
+// replylate (replies acked in runs of RLATE, default 2000, as at the producer's checkpoints),
 // globalqos / consumerqos (the requester reads replies under a channel-wide / per-consumer prefetch, RPF, 256). PF = its prefetch (16), W = jobs in flight.
 // With BEAM_PID (the broker's beam.smp, local broker only) it also prints the broker's CPU per job.
 // V=topic,props PF=128 BEAM_PID=$(pgrep -f beam.smp | head -1) node bench/probes/broker-cost.mjs
@@ -53,7 +54,9 @@ const send = () => {
 const c0 = cpu(); const t0 = performance.now();
 await new Promise((resolve) => {
   let replyTag = 0; let replyFlush = false;
-  const ackReply = V.has('replymulti') ? (m) => { replyTag = Math.max(replyTag, m.fields.deliveryTag); if (!replyFlush) { replyFlush = true; setImmediate(() => { replyFlush = false; rq.ack({ fields: { deliveryTag: replyTag } }, true); }); } } : (m) => rq.ack(m);
+  // replylate: replies acked in runs of RLATE (2000) with one multiple ack, as the producer's checkpoints do.
+  const RLATE = Number(process.env.RLATE ?? 2000); let lateCount = 0;
+  const ackReply = V.has('replylate') ? (m) => { if (++lateCount % RLATE === 0 || lateCount === JOBS) rq.ack(m, true); } : V.has('replymulti') ? (m) => { replyTag = Math.max(replyTag, m.fields.deliveryTag); if (!replyFlush) { replyFlush = true; setImmediate(() => { replyFlush = false; rq.ack({ fields: { deliveryTag: replyTag } }, true); }); } } : (m) => rq.ack(m);
   if (V.has('globalqos')) rq.prefetch(Number(process.env.RPF ?? 256), true);
   else if (V.has('consumerqos')) rq.prefetch(Number(process.env.RPF ?? 256), false);
   rq.consume(replies, (m) => { if (!m) return; ackReply(m); received++; if (sent < JOBS) send(); if (received === JOBS) resolve(); });

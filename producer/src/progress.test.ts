@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { mergeProgress } from './client.js';
+import { checkpointReplies, mergeProgress } from './client.js';
 
 const bits = (...set: number[]) => {
   const b = Buffer.alloc(2);
@@ -21,5 +21,15 @@ describe('mergeProgress', () => {
     const only = { batch: 'B', revision: 1, done: bits(3), nextPart: {} };
     expect(mergeProgress([only])).toBe(only);
     expect(mergeProgress([])).toBeUndefined();
+  });
+});
+
+describe('checkpointReplies', () => {
+  it('when a batch is small, then a checkpoint is due every 250 results; when large, a 64th of it, never past 2,000', () => {
+    expect(checkpointReplies(1)).toBe(250);
+    expect(checkpointReplies(16_000)).toBe(250);
+    expect(checkpointReplies(20_000)).toBe(313);
+    expect(checkpointReplies(100_000)).toBe(1563);
+    expect(checkpointReplies(10_000_000)).toBe(2000);
   });
 });

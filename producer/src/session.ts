@@ -159,7 +159,6 @@ export class PipelineSession {
           type: job.type,
           appId: 'pipeline',
           timestamp: Math.floor(Date.now() / 1000),
-          headers: { 'x-pipeline-batch': this.id },
         },
         deadline,
       )

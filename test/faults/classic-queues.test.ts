@@ -110,7 +110,7 @@ describe('classic work queues (WORK_QUEUE_TYPE=classic)', () => {
     }
     const kills = poisonPage.kills();
     const poison = dead.filter((m) => m.content.toString().includes(token));
-    const innocentsDead = dead.filter((m) => !m.content.toString().includes(token) && m.properties.headers?.['x-pipeline-batch']);
+    const innocentsDead = dead.filter((m) => !m.content.toString().includes(token) && String(m.properties.replyTo ?? '').startsWith('pipeline.replies.'));
     const requeued = rig.log.find('redelivered job put back with its delivery count (classic work queue)', since).length;
     ledger.deadLettered = dead.length;
     ledger.redeliveries = rig.log.redeliveries(since);

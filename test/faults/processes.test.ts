@@ -146,7 +146,7 @@ describe.skipIf(!FULL)('fault rows: processes and flow', () => {
       await sleep(500);
     });
     const poison = dead.filter((m) => m.content.toString().includes(token));
-    const innocentsDead = dead.filter((m) => !m.content.toString().includes(token) && m.properties.headers?.['x-pipeline-batch']);
+    const innocentsDead = dead.filter((m) => !m.content.toString().includes(token) && String(m.properties.replyTo ?? '').startsWith('pipeline.replies.'));
     ledger.deadLettered = dead.length;
     ledger.redeliveries = rig.log.redeliveries(since);
     const death = poison[0]?.properties.headers?.['x-death'] as { reason?: string; count?: number }[] | undefined;
