@@ -5,6 +5,7 @@
 // noheaders (the same without headers), batchonly (one header on jobs), mandatory, ackmulti
 // (the echo consumer acks several at once), replymulti (the requester acks replies several at once),
 // replylate (replies acked in runs of RLATE, default 2000, as at the producer's checkpoints),
+// cqv2 (the reply queue a classic queue version 2, RabbitMQ 3.10+),
 // globalqos / consumerqos (the requester reads replies under a channel-wide / per-consumer prefetch, RPF, 256). PF = its prefetch (16), W = jobs in flight.
 // With BEAM_PID (the broker's beam.smp, local broker only) it also prints the broker's CPU per job.
 // V=topic,props PF=128 BEAM_PID=$(pgrep -f beam.smp | head -1) node bench/probes/broker-cost.mjs
@@ -27,17 +28,17 @@ await rq.assertQueue(reqQ, { durable: true, arguments: qargs });
 let exchange = '', rk = reqQ;
 if (V.has('topic')) { await rq.assertExchange(`bench.probe.x.${tag}`, 'topic', { durable: false, autoDelete: true }); await rq.bindQueue(reqQ, `bench.probe.x.${tag}`, 'range.primes'); exchange = `bench.probe.x.${tag}`; rk = 'range.primes'; }
 const replies = `bench.probe.replies.${tag}`;
-await rq.assertQueue(replies, { durable: true, arguments: { 'x-queue-type': 'classic', 'x-expires': 600000 } });
+await rq.assertQueue(replies, { durable: true, arguments: { 'x-queue-type': 'classic', 'x-expires': 600000, ...(V.has('cqv2') ? { 'x-queue-version': 2 } : {}) } });
 const ec = await echo.createConfirmChannel();
 await ec.prefetch(PREFETCH);
-let seq = 0; let pendingTag = 0; let flushSched = false;
+let seq = 0; let pendingTag = 0; let flushSched = false; let closing = false;
 await ec.consume(reqQ, (m) => {
   if (!m) return;
   const props = { correlationId: m.properties.correlationId, persistent: true, contentType: 'application/json' };
   if (V.has('props')) Object.assign(props, { type: 'pipeline.result.v1', appId: 'prime-filter', timestamp: Math.floor(Date.now() / 1000), headers: { 'x-pipeline-kind': 'primes', 'x-pipeline-seq': ++seq } });
   if (V.has('noheaders') || V.has('batchonly')) Object.assign(props, { type: 'pipeline.result.v1', appId: 'prime-filter', timestamp: Math.floor(Date.now() / 1000) });
   if (V.has('mandatory')) props.mandatory = true;
-  const done = V.has('ackmulti') ? () => { pendingTag = Math.max(pendingTag, m.fields.deliveryTag); if (!flushSched) { flushSched = true; setImmediate(() => { flushSched = false; ec.ack({ fields: { deliveryTag: pendingTag } }, true); }); } } : () => ec.ack(m);
+  const done = V.has('ackmulti') ? () => { pendingTag = Math.max(pendingTag, m.fields.deliveryTag); if (!flushSched) { flushSched = true; setImmediate(() => { flushSched = false; if (!closing) ec.ack({ fields: { deliveryTag: pendingTag } }, true); }); } } : () => ec.ack(m);
   ec.publish('', m.properties.replyTo, Buffer.from('{"ok":true,"kind":"primes","primes":[2,3,5,7,11,13,17,19,23,29,31,37,41,43,47,53,59,61,67,71,73,79,83,89,97]}'), props, (err) => { if (!err) done(); });
 });
 const body = Buffer.from('{"from":1,"to":100}');
@@ -64,5 +65,5 @@ await new Promise((resolve) => {
 });
 const secs = (performance.now() - t0) / 1000; const c1 = cpu();
 console.log(`${process.env.V || 'base'}: ${Math.round(JOBS / secs)} jobs/s, beam ${Math.round(((c1 - c0) * 10000) / JOBS)} us/job`);
-await ec.close(); await rq.deleteQueue(reqQ); await rq.deleteQueue(replies);
+closing = true; await ec.close(); await rq.deleteQueue(reqQ); await rq.deleteQueue(replies);
 await requester.close(); await echo.close();
