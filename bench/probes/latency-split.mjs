@@ -6,6 +6,7 @@ import amqp from 'amqplib';
 import { ServiceProcess } from '@amqp-pipeline/devtools';
 import { PipelineClient, rangeJob } from '@amqp-pipeline/producer';
 import { createLogger, loadConfig } from '@amqp-pipeline/shared';
+import { bareRequester } from './requester.mjs';
 const config = loadConfig(process.env);
 const url = config.AMQP_URL;
 const N = 300;
@@ -20,17 +21,8 @@ await ec.assertQueue(echoQ, { durable: true, arguments: { 'x-queue-type': 'quoru
 await ec.prefetch(10);
 const answer = Buffer.from('{"ok":true,"kind":"primes","primes":[2,3,5,7]}');
 await ec.consume(echoQ, (m) => m && ec.publish('', m.properties.replyTo, answer, { correlationId: m.properties.correlationId, persistent: true, contentType: 'application/json' }, (err) => { if (!err) ec.ack(m); }));
-const rqConn = await amqp.connect(url, { noDelay: true });
-const rq = await rqConn.createConfirmChannel();
-await rq.assertQueue(replyQ, { durable: true, arguments: { 'x-queue-type': 'classic', 'x-expires': 600000 } });
-let waiting;
-await rq.consume(replyQ, (m) => { if (!m) return; rq.ack(m); waiting?.(m.properties.correlationId); });
-const bareCall = (exchange, key) => {
-  const id = randomUUID();
-  const p = new Promise((r) => (waiting = (got) => got === id && r()));
-  rq.publish(exchange, key, Buffer.from('{"from":1,"to":100}'), { correlationId: id, replyTo: replyQ, persistent: true, contentType: 'application/json' }, () => {});
-  return p;
-};
+const rq = await bareRequester(url, replyQ);
+const bareCall = (exchange, key) => rq.call(exchange, key);
 const client = await PipelineClient.connect(config, createLogger('probe', { level: 'error' }, 2));
 const session = await client.session();
 const echoJob = { exchange: '', routingKey: echoQ, type: 'x', body: { from: 1, to: 100 }, kinds: ['primes'] };
@@ -48,5 +40,5 @@ for (let round = 0; round < 7; round++) {
 }
 for (const [name, xs] of Object.entries(times)) { xs.sort((a, b) => a - b); console.log(name.padEnd(40), 'p50', xs[Math.floor(xs.length / 2)].toFixed(2), 'p90', xs[Math.floor(xs.length * 0.9)].toFixed(2), 'p99', xs[Math.floor(xs.length * 0.99)].toFixed(2)); }
 await session.close(); await client.close();
-await ec.deleteQueue(echoQ); await rq.deleteQueue(replyQ);
-await echoConn.close(); await rqConn.close(); await proc.stop();
+await ec.deleteQueue(echoQ); await rq.close();
+await echoConn.close(); await proc.stop();
