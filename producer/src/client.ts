@@ -98,7 +98,7 @@ const CHECKPOINT_MS = 1000;
 /**
  * ...or sooner, once this many are waiting: a 64th of the batch's results, at least
  * CHECKPOINT_REPLIES_MIN and at most CHECKPOINT_REPLIES_MAX. Each checkpoint writes a progress
- * record of one bit per result, so a 64th keeps that under 8 bytes per result; and fewer
+ * record of one bit per result (base64), so a 64th keeps that near 11 bytes per reply; and fewer
  * replies left unacknowledged cost the broker less: a classic reply queue holding runs of
  * 2,000 unacked replies cost it ~30 µs more per job (15% fewer jobs/s) than runs of ~300
  * (bench/probes/broker-cost.mjs, V=replylate).
