@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import {
   Bindings,
   ErrorCodes,
@@ -30,7 +29,7 @@ import {
 } from '@amqp-pipeline/shared';
 import type { Channel, ConsumeMessage, Options, RecoveringChannelModel } from 'amqplib';
 import { BatchCollector, type CollectorStats, type Emitted, type MissingResult } from './collector.js';
-import { correlationIdFor, newBatchId, type JobSpec } from './jobs.js';
+import { correlationIdFor, jobMessage, newBatchId, type JobSpec } from './jobs.js';
 import { PipelineSession, type SessionOptions } from './session.js';
 
 export interface SubmitOptions {
@@ -269,22 +268,8 @@ export class PipelineClient {
           const i = next++;
           const job = jobs[i]!;
           try {
-            await this.publishReliably(
-              job.exchange,
-              job.routingKey,
-              Buffer.from(JSON.stringify(job.body)),
-              {
-                messageId: randomUUID(),
-                correlationId: correlationIdFor(batch, i),
-                replyTo: replyQueue,
-                contentType: 'application/json',
-                persistent: true,
-                type: job.type,
-                appId: 'pipeline',
-                timestamp: Math.floor(Date.now() / 1000),
-              },
-              deadline,
-            );
+            const message = jobMessage(job, correlationIdFor(batch, i), replyQueue);
+            await this.publishReliably(job.exchange, job.routingKey, message.content, message.options, deadline);
           } catch (err) {
             failed = true;
             throw err;

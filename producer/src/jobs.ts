@@ -1,4 +1,5 @@
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
+import type { Options } from 'amqplib';
 import {
   Exchanges,
   RANGE_JOB_TYPE,
@@ -134,4 +135,24 @@ export const BATCH_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$/;
 /** The correlation id of job `index` of a batch: `<batch>.<index>`. */
 export function correlationIdFor(batch: string, index: number): string {
   return `${batch}.${index}`;
+}
+
+/**
+ * A job as it goes on the wire (docs/protocol.md): its JSON body, and persistent properties
+ * naming the queue its result goes to and the correlation id it comes back with.
+ */
+export function jobMessage(job: JobSpec, correlationId: string, replyTo: string): { content: Buffer; options: Options.Publish } {
+  return {
+    content: Buffer.from(JSON.stringify(job.body)),
+    options: {
+      messageId: randomUUID(),
+      correlationId,
+      replyTo,
+      contentType: 'application/json',
+      persistent: true,
+      type: job.type,
+      appId: 'pipeline',
+      timestamp: Math.floor(Date.now() / 1000),
+    },
+  };
 }

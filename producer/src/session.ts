@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import {
   AckBatcher,
   ErrorCodes,
@@ -11,7 +10,7 @@ import {
   type Result,
 } from '@amqp-pipeline/shared';
 import type { Channel, ConsumeMessage, Options, RecoveringChannelModel } from 'amqplib';
-import { newBatchId, type JobSpec } from './jobs.js';
+import { jobMessage, newBatchId, type JobSpec } from './jobs.js';
 
 export interface SessionOptions {
   /** Longest wait for one call's result, ms, unless the call says otherwise (default 60 s). */
@@ -145,23 +144,9 @@ export class PipelineSession {
     timer = setTimeout(() => fail(new PipelineError(ErrorCodes.TIMEOUT, `no result for ${id} within ${timeoutMs} ms (a result that comes later is dropped)`)), timeoutMs);
     if (opts.signal?.aborted) onAbort();
     opts.signal?.addEventListener('abort', onAbort, { once: true });
+    const message = jobMessage(job, id, this.replyQueue);
     this.deps
-      .publish(
-        job.exchange,
-        job.routingKey,
-        Buffer.from(JSON.stringify(job.body)),
-        {
-          messageId: randomUUID(),
-          correlationId: id,
-          replyTo: this.replyQueue,
-          contentType: 'application/json',
-          persistent: true,
-          type: job.type,
-          appId: 'pipeline',
-          timestamp: Math.floor(Date.now() / 1000),
-        },
-        deadline,
-      )
+      .publish(job.exchange, job.routingKey, message.content, message.options, deadline)
       .catch((err: unknown) => {
         fail(err instanceof Error ? err : new Error(String(err)));
         this.abandonedIds.delete(id); // not published: no result will come
