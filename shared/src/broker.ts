@@ -4,6 +4,7 @@ import type { Writable } from 'node:stream';
 import amqp, { type ChannelModel, type RecoveringChannelModel } from 'amqplib';
 import { redactUrl } from './config.js';
 import { ErrorCodes, PipelineError } from './errors.js';
+import { BASIC_PUBLISH, encodePublish, type PublishFields } from './frames.js';
 import type { Logger } from './log.js';
 
 export interface BrokerOptions {
@@ -71,6 +72,7 @@ export async function connectBroker(opts: BrokerOptions): Promise<RecoveringChan
       waitForConnect: false,
       setup: async (m: ChannelModel) => {
         coalesceWrites(m);
+        fastPublishFrames(m);
         await opts.setup?.(m);
       },
     },
@@ -123,6 +125,38 @@ function coalesceWrites(model: ChannelModel): void {
     }
     return write(...args);
   }) as Writable['write'];
+}
+
+/** The parts of amqplib's connection that `fastPublishFrames` uses. */
+interface AmqplibConnection {
+  frameMax: number;
+  channels: ({ buffer?: { write(chunk: Buffer): boolean } } | undefined)[];
+  sentSinceLastCheck: boolean;
+  sendMessage(channel: number, method: number, fields: PublishFields, propertiesClass: number, props: PublishFields, content: Buffer): boolean;
+}
+
+/**
+ * Encodes small publishes with `encodePublish` (frames.ts: one buffer, ~1 µs) instead of
+ * amqplib's field-by-field encoder (~5 µs, four buffers), then hands the bytes to the channel
+ * exactly where amqplib would. Everything else, and any publish encodePublish declines, goes
+ * through amqplib's own code. Reaches into amqplib's connection; does nothing if its shape is
+ * not the one this was written against.
+ */
+function fastPublishFrames(model: ChannelModel): void {
+  const conn = (model as unknown as { connection?: AmqplibConnection }).connection;
+  if (!conn || typeof conn.sendMessage !== 'function' || !Array.isArray(conn.channels) || typeof conn.frameMax !== 'number') return;
+  const amqplibSend = conn.sendMessage;
+  conn.sendMessage = function (this: AmqplibConnection, channel, method, fields, propertiesClass, props, content) {
+    if (method === BASIC_PUBLISH && fields === props && Buffer.isBuffer(content)) {
+      const out = this.channels[channel]?.buffer;
+      const frames = out ? encodePublish(channel, fields, content, this.frameMax) : undefined;
+      if (out && frames) {
+        this.sentSinceLastCheck = true;
+        return out.write(frames);
+      }
+    }
+    return amqplibSend.call(this, channel, method, fields, propertiesClass, props, content);
+  };
 }
 
 /** The TLS files of a config, for BrokerOptions.tls. */
