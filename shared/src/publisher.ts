@@ -1,5 +1,17 @@
 import type { ConfirmChannel, Message, Options } from 'amqplib';
 import { ErrorCodes, PipelineError } from './errors.js';
+import { publishFields } from './frames.js';
+
+/** What amqplib's ConfirmChannel.publish does in two steps: send the message, then queue its confirm callback. */
+interface ChannelSteps {
+  sendMessage(fields: object, properties: object, content: Buffer): boolean;
+  pushConfirmCallback(cb: (err: unknown) => void): void;
+}
+
+function hasSteps(channel: unknown): channel is ChannelSteps {
+  const c = channel as Partial<ChannelSteps>;
+  return typeof c.sendMessage === 'function' && typeof c.pushConfirmCallback === 'function';
+}
 
 interface Pending {
   resolve: () => void;
@@ -43,9 +55,12 @@ export class Publisher {
   private slotHead = 0;
   private blocked: Promise<void> | undefined;
   private wakeBlocked: (() => void) | undefined;
+  /** The channel's two steps of a publish, when it has them (see `send`). */
+  private readonly steps: ChannelSteps | undefined;
 
   constructor(channel: ConfirmChannel, options: PublisherOptions = {}) {
     this.channel = channel;
+    this.steps = hasSteps(channel) ? channel : undefined;
     this.maxInFlight = options.maxInFlight ?? 1000;
     // A return comes before the confirm of its publish, and returns come in publish order: it
     // belongs to the oldest publish not yet returned with the same exchange, routing key and
@@ -102,9 +117,7 @@ export class Publisher {
       this.pending.set(seq, { resolve, reject, exchange, routingKey, messageId: options.messageId, correlationId: options.correlationId, returned: false });
       let writable: boolean;
       try {
-        writable = this.channel.publish(exchange, routingKey, content, { ...options, mandatory: true }, (err: unknown) =>
-          this.settle(seq, err),
-        );
+        writable = this.send(exchange, routingKey, content, options, (err: unknown) => this.settle(seq, err));
       } catch (err) {
         this.pending.delete(seq);
         reject(new PipelineError(ErrorCodes.CHANNEL_CLOSED, 'channel is closed', { cause: err, retryable: true }));
@@ -120,6 +133,20 @@ export class Publisher {
         });
       }
     });
+  }
+
+  /**
+   * `channel.publish(..., { ...options, mandatory: true }, cb)`, done in amqplib's own two steps
+   * with the fields built here: amqplib's options-to-fields step copies the options and makes a
+   * headers object for every message (~2 µs), where most of ours have none. Falls back to
+   * `channel.publish` for a channel without those steps, or options that step is needed for.
+   */
+  private send(exchange: string, routingKey: string, content: Buffer, options: Options.Publish, cb: (err: unknown) => void): boolean {
+    const fields = this.steps ? publishFields(exchange, routingKey, options) : undefined;
+    if (!this.steps || !fields) return this.channel.publish(exchange, routingKey, content, { ...options, mandatory: true }, cb);
+    const writable = this.steps.sendMessage(fields, fields, content);
+    this.steps.pushConfirmCallback(cb);
+    return writable;
   }
 
   private settle(seq: number, err: unknown): void {
