@@ -1,7 +1,7 @@
 /**
  * A service's clean stop against the real broker: every job it answered is acknowledged before
  * the connection closes (none comes back to be answered twice), and every job it did not get
- * to is handed back.
+ * to is handed back. Also: jobs in flight may all listen for shutdown without Node warning of a leak.
  */
 import { randomUUID } from 'node:crypto';
 import { createLogger, loadConfig, runConsumer } from '@amqp-pipeline/shared';
@@ -71,4 +71,62 @@ describe('runConsumer close()', () => {
       expect(replied.size + back.length).toBe(total);
     });
   }
+
+  it('when more jobs than ten listen for shutdown at once, then Node prints no listener-leak warning', async () => {
+    const queue = `test.listeners.${randomUUID().slice(0, 8)}`;
+    const replies = `${queue}.replies`;
+    await ch.assertQueue(queue, { durable: true, arguments: { 'x-queue-type': 'quorum' } });
+    await ch.assertQueue(replies, { durable: false });
+    const total = 40;
+    for (let i = 0; i < total; i++) {
+      ch.sendToQueue(queue, Buffer.from(JSON.stringify({ i })), { correlationId: String(i), replyTo: replies, persistent: true });
+    }
+    await ch.waitForConfirms();
+    const warnings: Error[] = [];
+    const onWarning = (w: Error) => warnings.push(w);
+    process.on('warning', onWarning);
+
+    const config = loadConfig({ ...process.env, AMQP_URL: amqpUrl(), PREFETCH: String(total), HEALTH_PORT: '0' });
+    let listening = 0;
+    let release!: () => void;
+    const allListening = new Promise<void>((resolve) => (release = resolve));
+    const consumer = await runConsumer(
+      {
+        service: 'listeners-test',
+        queue: { name: queue, arguments: { 'x-queue-type': 'quorum' } },
+        kind: 'title',
+        schema: z.object({ i: z.number() }),
+        // As the title fetcher does: every job in flight listens for shutdown until it is done.
+        // (The first job runs alone, as every session starts one job at a time; the rest wait
+        // until 20 of them listen at once.)
+        async handle(job, { signal }) {
+          const onAbort = () => {};
+          signal.addEventListener('abort', onAbort);
+          if (++listening === 20) release();
+          if (job.i > 0) await allListening;
+          signal.removeEventListener('abort', onAbort);
+          return { title: String(job.i) };
+        },
+      },
+      { config, log: createLogger('listeners-test', { level: 'warn' }) },
+    );
+    try {
+      await allListening;
+      let replied = 0;
+      while (replied < total) {
+        const m = await ch.get(replies, { noAck: true });
+        if (m) replied++;
+        else await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      // Node emits its warning on the next tick after the listener is added.
+      await new Promise((resolve) => setImmediate(resolve));
+    } finally {
+      process.off('warning', onWarning);
+      await consumer.close();
+      await ch.deleteQueue(queue);
+      await ch.deleteQueue(replies);
+    }
+    expect(listening).toBe(total);
+    expect(warnings.filter((w) => w.name === 'MaxListenersExceededWarning').map((w) => w.message)).toEqual([]);
+  });
 });

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import os from 'node:os';
 import type { Channel, ChannelModel, ConsumeMessage, RecoveringChannelModel } from 'amqplib';
 import type { z } from 'zod';
@@ -197,6 +198,10 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
   const connectionName = connectionNameFor(def.service);
   const inFlight = new Set<Promise<void>>();
   const shutdown = new AbortController();
+  // Every job in flight may listen for shutdown on this one signal (the title fetcher does, once
+  // per fetch), so it has as many listeners as the prefetch, not a leak: without this, Node
+  // prints a MaxListenersExceededWarning to stderr at the 11th, outside the JSON log.
+  setMaxListeners(0, shutdown.signal);
   let session: Session | undefined;
   let stopping = false;
   const metrics = new ServiceMetrics(def.service);
