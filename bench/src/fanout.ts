@@ -14,7 +14,7 @@
  * batch of large ranges (every process gets some), then timed over rounds; the median round
  * is reported, the cold first batch in the note.
  *
- * With BEAM_PID (the local broker's beam.smp) the note also gives the broker's CPU per job.
+ * When the broker runs on this machine (proc.ts brokerPid) the note also gives the broker's CPU per job.
  *
  * For reference the same run also times the bare compute of the same ranges in this
  * process, on one worker thread and then on two (no broker): that ratio is what two cores of
@@ -24,7 +24,7 @@ import { PrimePool } from '@amqp-pipeline/prime-filter/dist/pool.js';
 import { ServiceProcess } from '@amqp-pipeline/devtools';
 import { PipelineClient, countJobs, rangeJobs, type JobSpec } from '@amqp-pipeline/producer';
 import { createLogger, loadConfig, type Config } from '@amqp-pipeline/shared';
-import { cpuSeconds, median } from './proc.js';
+import { brokerPid, cpuSeconds, median } from './proc.js';
 import type { Row } from './table.js';
 import { withVhost } from './vhost.js';
 
@@ -51,8 +51,8 @@ const SMALL: Chunking = {
 /** pi(10^10), for checking the answer. */
 const PI_1E10 = 455_052_511;
 
-/** CPU seconds used so far by the broker (BEAM_PID: the local broker's beam.smp), or NaN. */
-const brokerCpuSeconds = () => cpuSeconds(Number(process.env.BEAM_PID) || 0);
+/** CPU seconds used so far by the broker (brokerPid: the local broker), or NaN. */
+const brokerCpuSeconds = () => cpuSeconds(brokerPid());
 
 /** One batch counting [from, to] in `jobs`; seconds and the combined count. */
 async function countBatch(client: PipelineClient, jobs: JobSpec[], from: number, to: number): Promise<{ secs: number; count: number }> {
@@ -80,7 +80,7 @@ interface Timing {
   secs: number;
   /** The first batch after the processes started (worker threads not yet started). */
   coldSecs: number;
-  /** Broker CPU per job over the timed rounds, ms (NaN without BEAM_PID). */
+  /** Broker CPU per job over the timed rounds, ms (NaN when the broker is not local). */
   brokerMsPerJob: number;
   /** The services' CPU per job (all their threads, the sieve included), ms. */
   serviceMsPerJob: number;

@@ -11,7 +11,7 @@ import { ServiceProcess } from '@amqp-pipeline/devtools';
 import { PipelineClient, rangeJob } from '@amqp-pipeline/producer';
 import { createLogger, loadConfig, type Config } from '@amqp-pipeline/shared';
 import amqp, { type ConsumeMessage } from 'amqplib';
-import { cpuSeconds, median, rssMb } from './proc.js';
+import { brokerPid, cpuSeconds, median, rssMb } from './proc.js';
 import type { Row } from './table.js';
 import { withVhost } from './vhost.js';
 
@@ -128,7 +128,7 @@ async function ourThroughput(
     try {
       await batch(WARMUP_JOBS, 0);
       // CPU per job of each party over the timed batches (not the rounds run between them).
-      const beam = Number(process.env.BEAM_PID) || 0;
+      const beam = brokerPid();
       const spent = { producer: 0, consumers: 0, broker: 0 };
       const consumersCpu = () => procs.reduce((sum, p) => sum + cpuSeconds(p.pid ?? 0), 0);
       const { value: rates, peak } = await peakRss(
@@ -153,7 +153,7 @@ async function ourThroughput(
       const cpuNote =
         `CPU per job: producer ${perJob(spent.producer)}, ` +
         `prime-filter${filters > 1 ? 's' : ''} ${perJob(spent.consumers)}` +
-        (beam ? `, broker ${perJob(spent.broker)}` : ' (BEAM_PID=<beam.smp pid> adds the broker)');
+        (beam ? `, broker ${perJob(spent.broker)}` : ' (broker not found on this machine: BEAM_PID=<beam.smp pid> adds it)');
       const consumerMb = Math.max(...procs.map((p) => peak.get(p.pid ?? 0) ?? 0));
       return { rate: median(rates), rates, producerMb: peak.get(process.pid) ?? 0, consumerMb, cpuNote };
     } finally {
@@ -169,17 +169,25 @@ export async function ceilingOf(url: string, window: number, prefetch: number, d
   return (await measuredCeiling(url, window, prefetch, durableReplies)).rate;
 }
 
-/** ceilingOf, with the CPU per job of the loop's process and (with BEAM_PID) of the broker. */
-async function measuredCeiling(url: string, window: number, prefetch: number, durableReplies: boolean): Promise<{ rate: number; cpuNote: string }> {
+/**
+ * ceilingOf, with the CPU per job of the loop's process and (when it runs here) of the broker:
+ * as a note, and as a sum of both in µs (undefined when the broker's is not known).
+ */
+export async function measuredCeiling(
+  url: string,
+  window: number,
+  prefetch: number,
+  durableReplies: boolean,
+): Promise<{ rate: number; cpuNote: string; cpuPerJobUs: number | undefined }> {
   const loop = new CeilingLoop(url, window, prefetch, durableReplies);
   await loop.warmUp();
   for (let i = 0; i < ROUNDS; i++) await loop.round();
-  return { rate: loop.rate, cpuNote: loop.cpuNote() };
+  return { rate: loop.rate, cpuNote: loop.cpuNote(), cpuPerJobUs: loop.cpuPerJobUs() };
 }
 
 /**
  * The bare loop measured round by round (so its rounds can take turns with ours), adding up
- * the CPU its rounds cost: this process's (requester and echo) and, with BEAM_PID, the broker's.
+ * the CPU its rounds cost: this process's (requester and echo) and, when it runs here, the broker's.
  */
 class CeilingLoop {
   readonly rates: number[] = [];
@@ -198,7 +206,7 @@ class CeilingLoop {
   }
 
   async round(): Promise<void> {
-    const beam = Number(process.env.BEAM_PID) || 0;
+    const beam = brokerPid();
     const here0 = process.cpuUsage();
     const broker0 = cpuSeconds(beam);
     this.rates.push(await bareRequestReply(this.url, JOBS, this.window, this.prefetch, this.durableReplies));
@@ -211,9 +219,14 @@ class CeilingLoop {
     return median(this.rates);
   }
 
+  /** CPU per job of all parties (requester, echo, broker), µs; undefined without the broker's. */
+  cpuPerJobUs(): number | undefined {
+    return brokerPid() ? ((this.here + this.broker) * 1e6) / (this.rates.length * JOBS) : undefined;
+  }
+
   cpuNote(): string {
     const perJob = (secs: number) => `${Math.round((secs * 1e6) / (this.rates.length * JOBS))} µs`;
-    return `CPU per job: requester + echo ${perJob(this.here)}` + (Number(process.env.BEAM_PID) ? `, broker ${perJob(this.broker)}` : '');
+    return `CPU per job: requester + echo ${perJob(this.here)}` + (brokerPid() ? `, broker ${perJob(this.broker)}` : '');
   }
 }
 

@@ -26,7 +26,7 @@ export function ratio(row: Row): number | undefined {
 }
 
 function fmt(n: number | undefined): string {
-  if (n === undefined) return '-';
+  if (n === undefined || Number.isNaN(n)) return '-';
   if (n === 0) return '0';
   const abs = Math.abs(n);
   if (abs >= 100) return n.toFixed(0);

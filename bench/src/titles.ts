@@ -15,7 +15,14 @@
  * plus, for information, (b) with the service's default per-host limit (8): all 2,000
  * pages are on one host here, so that row shows what politeness costs a one-host batch.
  *
- * Every variant is warmed up on 200 pages, then timed five times over the 2,000 pages; the
+ * Then the pipeline: our title-fetcher service fed by the producer library (batches taking
+ * turns with the aiohttp client's passes), and the same batches served by the least possible
+ * service (BARE_SERVICE_SOURCE), the yardstick for what our service adds. Last, a bound: a page
+ * through the pipeline costs at least the CPU of a bare request/reply job plus that of a bare
+ * undici fetch, both measured in this run; the machine's cores divided by that sum are the
+ * most pages per second any pipeline could reach here.
+ *
+ * Every variant is warmed up, then timed five times over the 2,000 pages; the
  * Node variants take turns round by round (so a burst of load elsewhere on the machine
  * hits them alike) and keep their connection pools between rounds, as the aiohttp client
  * keeps its session; the aiohttp client's passes take turns with the pipeline's batches.
@@ -27,15 +34,16 @@
  */
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createInterface } from 'node:readline';
+import os from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { Agent, request } from 'undici';
 import { publicAddressesOnly } from '@amqp-pipeline/title-fetcher/dist/address-policy.js';
 import { createTitleFetcher } from '@amqp-pipeline/title-fetcher/dist/title-fetcher.js';
 import { ServiceProcess } from '@amqp-pipeline/devtools';
 import { PipelineClient, urlJob } from '@amqp-pipeline/producer';
-import { createLogger, loadConfig } from '@amqp-pipeline/shared';
-import { ceilingOf } from './pipeline.js';
-import { cpuSeconds, median, rssMb } from './proc.js';
+import { Queues, createLogger, loadConfig } from '@amqp-pipeline/shared';
+import { measuredCeiling } from './pipeline.js';
+import { brokerPid, cpuSeconds, median, rssMb } from './proc.js';
 import type { Row } from './table.js';
 
 /** URLs waiting in the queue for the memory row. */
@@ -43,30 +51,28 @@ const QUEUED = Number(process.env.BENCH_TITLES_QUEUED ?? 10_000);
 
 
 /**
- * The whole pipeline: a title-fetcher service (prefetch = IN_FLIGHT, per-host limit lifted
- * to match, private addresses allowed for the local pages), jobs published and results
- * collected by the producer library. Like the other variants it is warmed up first (on
- * `warmup` pages: the service is long-running, its first pages run before the JIT has
- * compiled anything) and then timed over `rounds` batches of `urls`; the median batch is
- * reported, the cold first batch too. Also returns the service's peak RSS.
+ * The whole pipeline: a title-fetcher service (ours by default: prefetch = IN_FLIGHT, per-host
+ * limit lifted to match, private addresses allowed for the local pages), jobs published and
+ * results collected by the producer library. A service is long-running, and its first pages
+ * run before the JIT has compiled anything: a cold batch of `warmup` pages (reported as such)
+ * and one untimed batch of all the `urls` come first (the first timed batch after only the
+ * cold one ran at half the speed of the later ones). Then `rounds` batches of `urls` are
+ * timed; the median is reported. Also returns the service's peak RSS.
  */
 async function throughPipeline(
   urls: string[],
-  { warmup, rounds, beforeRound }: { warmup: number; rounds: number; beforeRound?: (() => Promise<void>) | undefined },
+  { warmup, rounds, beforeRound, service = startTitleFetcher }: {
+    warmup: number;
+    rounds: number;
+    beforeRound?: (() => Promise<void>) | undefined;
+    service?: () => Promise<RunningService>;
+  },
 ): Promise<{ pagesPerSecond: number; rates: number[]; coldPagesPerSecond: number; peakMb: number; cpuNote: string }> {
   const config = loadConfig(process.env);
-  const proc = new ServiceProcess('title-fetcher', {
-    env: {
-      AMQP_URL: config.AMQP_URL,
-      PREFETCH: String(IN_FLIGHT),
-      FETCH_PER_HOST_CONCURRENCY: String(IN_FLIGHT),
-      FETCH_ALLOW_PRIVATE: 'true',
-    },
-  });
+  const proc = await service();
   let peakMb = 0;
   const timer = setInterval(() => (peakMb = Math.max(peakMb, rssMb(proc.pid ?? 0))), 100);
   try {
-    await proc.ready;
     const client = await PipelineClient.connect(config, createLogger('bench', { level: 'error' }, 2));
     const batch = async (batchUrls: string[]): Promise<number> => {
       const started = performance.now();
@@ -78,9 +84,10 @@ async function throughPipeline(
     try {
       const cold = await batch(warmup > 0 ? urls.slice(0, warmup) : urls);
       if (warmup === 0) return { pagesPerSecond: cold, rates: [cold], coldPagesPerSecond: cold, peakMb, cpuNote: '' };
+      await batch(urls);
       const rates: number[] = [];
       // CPU per page of each party over the timed batches (not the rounds run between them).
-      const beam = Number(process.env.BEAM_PID) || 0;
+      const beam = brokerPid();
       const spent = { service: 0, here: 0, broker: 0 };
       for (let i = 0; i < rounds; i++) {
         await beforeRound?.();
@@ -95,9 +102,9 @@ async function throughPipeline(
       }
       const perPage = (secs: number) => `${Math.round((secs * 1e6) / (rounds * urls.length))} µs`;
       const cpuNote =
-        `CPU per page: title-fetcher ${perPage(spent.service)}, ` +
+        `CPU per page: service ${perPage(spent.service)}, ` +
         `producer + page server ${perPage(spent.here)}` +
-        (beam ? `, broker ${perPage(spent.broker)}` : ' (BEAM_PID=<beam.smp pid> adds the broker)');
+        (beam ? `, broker ${perPage(spent.broker)}` : ' (broker not found on this machine: BEAM_PID=<beam.smp pid> adds it)');
       return { pagesPerSecond: median(rates), rates, coldPagesPerSecond: cold, peakMb, cpuNote };
     } finally {
       await client.close();
@@ -106,6 +113,78 @@ async function throughPipeline(
     clearInterval(timer);
     await proc.stop();
   }
+}
+
+/** A service consuming the title queue, as the pipeline rows run it. */
+interface RunningService {
+  readonly pid: number | undefined;
+  stop(): Promise<unknown>;
+}
+
+/** Our title-fetcher service, as the titles rows run it: 100 fetches at once, local pages allowed. */
+async function startTitleFetcher(): Promise<RunningService> {
+  const proc = new ServiceProcess('title-fetcher', {
+    env: {
+      AMQP_URL: loadConfig(process.env).AMQP_URL,
+      PREFETCH: String(IN_FLIGHT),
+      FETCH_PER_HOST_CONCURRENCY: String(IN_FLIGHT),
+      FETCH_ALLOW_PRIVATE: 'true',
+    },
+  });
+  await proc.ready;
+  return proc;
+}
+
+/**
+ * The least a service can do for these jobs, in a process of its own: an amqplib consumer
+ * (prefetch IN_FLIGHT) that fetches each URL with undici's request, reads the whole body,
+ * takes the title with a regex and publishes the result, acking the job once the broker has
+ * confirmed it (as ours does). No limits, no address checks, no charset, retries or
+ * dead-lettering, no metrics or logs: no real service can do with less, so this row is
+ * what any title fetcher could reach through this broker on this machine.
+ */
+const BARE_SERVICE_SOURCE = `
+import amqp from 'amqplib';
+import { Agent, request } from 'undici';
+const agent = new Agent();
+const TITLE = /<title[^>]*>([^<]*)<\\/title>/i;
+const conn = await amqp.connect(process.env.AMQP_URL, { noDelay: true });
+const ch = await conn.createConfirmChannel();
+await ch.prefetch(Number(process.env.PREFETCH));
+await ch.consume(process.env.QUEUE, async (m) => {
+  if (!m) return;
+  const { url } = JSON.parse(m.content.toString());
+  const { body } = await request(url, { dispatcher: agent });
+  const title = TITLE.exec(await body.text())?.[1] ?? '';
+  const result = { ok: true, kind: 'title', title, source: 'title', url };
+  ch.publish('', m.properties.replyTo, Buffer.from(JSON.stringify(result)), {
+    correlationId: m.properties.correlationId, persistent: true, contentType: 'application/json',
+  }, (err) => { if (!err) ch.ack(m); });
+});
+console.log('ready');
+process.stdin.on('end', () => process.exit(0));
+process.stdin.resume();
+`;
+
+async function startBareService(): Promise<RunningService> {
+  const child = spawn(process.execPath, ['--input-type=module', '-e', BARE_SERVICE_SOURCE], {
+    env: { ...process.env, AMQP_URL: loadConfig(process.env).AMQP_URL, PREFETCH: String(IN_FLIGHT), QUEUE: Queues.titles.name },
+    // Resolves amqplib and undici from the bench package.
+    cwd: new URL('..', import.meta.url).pathname,
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  await new Promise<void>((resolve, reject) => {
+    child.stdout.once('data', () => resolve());
+    child.once('exit', (code) => reject(new Error(`the bare title service exited (code ${code}) before it was ready`)));
+  });
+  return {
+    pid: child.pid,
+    async stop() {
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.stdin.end();
+      if (child.exitCode === null) await exited;
+    },
+  };
 }
 
 const SUITE = 'titles';
@@ -183,6 +262,8 @@ asyncio.run(main())
 interface Measurement {
   /** Median pages per second over the timed rounds. */
   pagesPerSecond: number;
+  /** CPU per page, median over the timed rounds, µs: this whole process, so the page server's thread too. */
+  cpuPerPageUs: number;
   /** Fewest titles found in a timed round (should be PAGES). */
   found: number;
 }
@@ -217,19 +298,26 @@ async function fetchAll(urls: readonly string[], client: Client): Promise<number
   return found;
 }
 
-/** Warms every client up, then times ROUNDS passes of each over `urls`, taking turns. */
+/**
+ * Warms every client up (one pass over all the URLs: the first timed rounds after a 200-page
+ * warm-up still ran at half speed), then times ROUNDS passes of each over `urls`, taking turns.
+ */
 async function measureInTurns(urls: readonly string[], clients: readonly Client[]): Promise<Measurement[]> {
-  for (const client of clients) await fetchAll(urls.slice(0, WARMUP_PAGES), client);
+  for (const client of clients) await fetchAll(urls, client);
   const rates = clients.map((): number[] => []);
   const found = clients.map(() => Number.POSITIVE_INFINITY);
+  const cpu = clients.map((): number[] => []);
   for (let round = 0; round < ROUNDS; round++) {
     for (const [i, client] of clients.entries()) {
       const started = performance.now();
+      const cpu0 = process.cpuUsage();
       found[i] = Math.min(found[i]!, await fetchAll(urls, client));
+      const used = process.cpuUsage(cpu0);
       rates[i]!.push(urls.length / ((performance.now() - started) / 1000));
+      cpu[i]!.push((used.user + used.system) / urls.length);
     }
   }
-  return clients.map((_, i) => ({ pagesPerSecond: median(rates[i]!), found: found[i]! }));
+  return clients.map((_, i) => ({ pagesPerSecond: median(rates[i]!), found: found[i]!, cpuPerPageUs: median(cpu[i]!) }));
 }
 
 
@@ -285,7 +373,7 @@ class AiohttpRounds {
 
   /** Starts the client and waits for its warm-up. */
   static async start(urls: readonly string[]): Promise<AiohttpRounds> {
-    const child = spawn(PYTHON, ['-c', AIOHTTP_SOURCE, String(WARMUP_PAGES), String(IN_FLIGHT)], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(PYTHON, ['-c', AIOHTTP_SOURCE, String(urls.length), String(IN_FLIGHT)], { stdio: ['pipe', 'pipe', 'pipe'] });
     const rounds = new AiohttpRounds(child, urls.length);
     child.stdin.write(`${urls.join(' ')}\n`);
     await rounds.line('ready');
@@ -318,7 +406,7 @@ class AiohttpRounds {
 }
 
 /** A note for a run that missed titles (empty when all were found). */
-function missing(m: Measurement): string {
+function missing(m: Pick<Measurement, 'found'>): string {
   return m.found === PAGES ? '' : `; only ${m.found}/${PAGES} titles found`;
 }
 
@@ -346,11 +434,18 @@ export async function run(): Promise<Row[]> {
     } finally {
       await python?.close();
     }
+    // The same batches served by the least possible service (BARE_SERVICE_SOURCE), after ours.
+    const bareService = await throughPipeline(urls, { warmup: WARMUP_PAGES, rounds: ROUNDS, service: startBareService });
     // The broker's own request/reply ceiling on this machine now: no pipeline can beat it, so
     // DESIGN.md reads an "x times a bare loop" target against the lower of the two.
-    const ceiling = await ceilingOf(loadConfig(process.env).AMQP_URL, 1000, IN_FLIGHT, true);
-    const yardstick = Math.min(bare.pagesPerSecond, ceiling);
-    const yardstickName = yardstick === ceiling ? 'broker req/reply ceiling' : 'bare undici loop';
+    const ceiling = await measuredCeiling(loadConfig(process.env).AMQP_URL, 1000, IN_FLIGHT, true);
+    const yardstick = Math.min(bare.pagesPerSecond, ceiling.rate);
+    const yardstickName = yardstick === ceiling.rate ? 'broker req/reply ceiling' : 'bare undici loop';
+    // A page through the pipeline costs at least what a job costs the bare request/reply loop
+    // (requester, echo and broker) plus what a page costs the bare undici loop (client and
+    // server): all of it on this machine's cores.
+    const cores = os.cpus().length;
+    const floorUs = ceiling.cpuPerJobUs === undefined ? undefined : ceiling.cpuPerJobUs + bare.cpuPerPageUs;
     const queuedUrls = Array.from({ length: QUEUED }, (_, i) => `${server.base}/page/${i % PAGES}`);
     const queued = await throughPipeline(queuedUrls, { warmup: 0, rounds: 1 });
 
@@ -388,10 +483,10 @@ export async function run(): Promise<Row[]> {
       {
         suite: SUITE,
         case: `broker ceiling: bare amqplib request/reply (as in the pipeline suite), 1000 in flight, prefetch ${IN_FLIGHT}, durable replies`,
-        ours: ceiling,
+        ours: ceiling.rate,
         unit: 'jobs/s',
         higherIsBetter: true,
-        note: 'no fetching at all: the most jobs/s the broker turns around here (DESIGN.md: targets read against the lower of this and the bare loop)',
+        note: `no fetching at all: the most jobs/s the broker turns around here (DESIGN.md: targets read against the lower of this and the bare loop); ${ceiling.cpuNote}`,
       },
       {
         suite: SUITE,
@@ -404,6 +499,39 @@ export async function run(): Promise<Row[]> {
         target: '>= 0.8x min(bare undici, broker ceiling)',
         met: pipeline.pagesPerSecond >= 0.8 * yardstick,
         note: `jobs published, fetched, answered and collected through the broker; warm service, median of ${ROUNDS} batches (the cold first batch of ${WARMUP_PAGES}: ${pipeline.coldPagesPerSecond.toFixed(0)} pages/s); ${(pipeline.pagesPerSecond / bare.pagesPerSecond).toFixed(2)}x the bare undici loop; ${pipeline.cpuNote}`,
+      },
+      {
+        suite: SUITE,
+        case: `bare service through the pipeline (amqplib consumer, undici request + regex, prefetch ${IN_FLIGHT}), ${what}`,
+        ours: bareService.pagesPerSecond,
+        baseline: yardstick,
+        baselineName: yardstickName,
+        unit: 'pages/s',
+        higherIsBetter: true,
+        note: `the least a service can do for these jobs (no limits, checks, charsets, retries, metrics or logs), same producer and broker, run after ours: what any title fetcher could reach here; median of ${ROUNDS} batches; ${bareService.cpuNote}`,
+      },
+      {
+        suite: SUITE,
+        case: `end to end through the pipeline vs the bare service, ${what}`,
+        ours: pipeline.pagesPerSecond,
+        baseline: bareService.pagesPerSecond,
+        baselineName: 'bare service through the pipeline',
+        unit: 'pages/s',
+        higherIsBetter: true,
+        note: 'our title-fetcher service against the least possible one, everything else the same',
+      },
+      {
+        suite: SUITE,
+        case: `CPU-time bound on this machine: a pipeline adding nothing to the bare request/reply loop and the bare undici loop, ${cores} cores`,
+        ours: floorUs === undefined ? Number.NaN : (cores * 1e6) / floorUs,
+        ...(floorUs !== undefined && { baseline: yardstick, baselineName: yardstickName }),
+        unit: 'pages/s',
+        higherIsBetter: true,
+        note:
+          floorUs === undefined
+            ? 'not computed: the broker runs elsewhere (BEAM_PID=<beam.smp pid> gives its CPU)'
+            : `a page costs at least a bare request/reply job (${ceiling.cpuPerJobUs!.toFixed(0)} µs of CPU: requester, echo, broker) plus a bare undici fetch (${bare.cpuPerPageUs.toFixed(0)} µs: client and page server), ${floorUs.toFixed(0)} µs in all, with all ${cores} cores busy all the time ` +
+              `(the bare loops themselves keep ${((ceiling.cpuPerJobUs! * ceiling.rate) / 1e6).toFixed(2)} and ${((bare.cpuPerPageUs * bare.pagesPerSecond) / 1e6).toFixed(2)} busy); the end-to-end target asks for 0.8x the yardstick`,
       },
       {
         suite: SUITE,
@@ -430,7 +558,7 @@ export async function run(): Promise<Row[]> {
         higherIsBetter: true,
         note:
           `median of per-round ratios ${median(ratios).toFixed(2)}x (rounds: ${ratios.map((x) => x.toFixed(2)).join(' ')}), each pipeline batch after an aiohttp pass; ` +
-          `aiohttp run as a child process, warm; its figure excludes interpreter start-up${missing({ pagesPerSecond: python.pagesPerSecond, found: python.found })}`,
+          `aiohttp run as a child process, warm; its figure excludes interpreter start-up${missing({ found: python.found })}`,
       });
     } else {
       rows.push({

@@ -1,0 +1,131 @@
+// Titles end to end, in isolation: the page server of the titles suite (a worker thread), a
+// title-fetcher service, and the producer library submitting 2,000 URLs a batch. Rounds take
+// turns between our title-fetcher service and a bare service (amqplib consumer, prefetch 100,
+// undici request + whole body + regex, reply published then the job acked: the least a
+// service can do for these jobs), both fed by the same PipelineClient. Prints pages/s and
+// the CPU per page of each party; BEAM_PID adds the broker.
+//
+// node bench/probes/titles-e2e.mjs   (npm run build first)
+// ROUNDS (default 5), PAGES (2000), ONLY=ours|bare, SERVICE_NODE_ARGS passes to our service.
+import { readFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { Worker } from 'node:worker_threads';
+import { ServiceProcess } from '@amqp-pipeline/devtools';
+import { PipelineClient, urlJob } from '@amqp-pipeline/producer';
+import { createLogger, loadConfig } from '@amqp-pipeline/shared';
+
+const config = loadConfig(process.env);
+const ROUNDS = Number(process.env.ROUNDS ?? 5);
+const PAGES = Number(process.env.PAGES ?? 2000);
+const BEAM = Number(process.env.BEAM_PID) || 0;
+const ONLY = process.env.ONLY;
+const cpuMs = (pid) => {
+  if (!pid) return 0;
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(f[11]) + Number(f[12])) * 10;
+};
+
+// The titles suite's page server: ~10 KB pages, title in the head.
+const SERVER = `
+const { createServer } = require('node:http');
+const { parentPort } = require('node:worker_threads');
+const paragraph = '<p>' + 'Lorem ipsum dolor sit amet, consectetur adipiscing elit. '.repeat(8) + '</p>\\n';
+const filler = Buffer.from(paragraph.repeat(Math.ceil(10000 / paragraph.length)) + '</body></html>\\n');
+const server = createServer((req, res) => {
+  const m = /^\\/page\\/(\\d+)$/.exec(req.url || '');
+  if (!m) { res.writeHead(404); res.end(); return; }
+  const head = Buffer.from('<!doctype html><html><head><meta charset="utf-8"><title>Benchmark page ' + m[1] +
+    '</title><meta name="viewport" content="width=device-width"></head><body>\\n');
+  res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'content-length': head.length + filler.length });
+  res.end(Buffer.concat([head, filler]));
+});
+server.keepAliveTimeout = 30000;
+server.listen(0, '127.0.0.1', () => parentPort.postMessage(server.address().port));
+`;
+
+// The bare service: consumes the title queue itself (our service must be stopped meanwhile).
+const BARE = `
+import amqp from 'amqplib';
+import { Agent, request } from 'undici';
+const agent = new Agent();
+const TITLE = /<title[^>]*>([^<]*)<\\/title>/i;
+const conn = await amqp.connect(process.env.AMQP_URL, { noDelay: true });
+const ch = await conn.createConfirmChannel();
+await ch.prefetch(100);
+await ch.consume('pipeline.titles', async (m) => {
+  if (!m) return;
+  const { url } = JSON.parse(m.content.toString());
+  const { body } = await request(url, { dispatcher: agent });
+  const title = TITLE.exec(await body.text())?.[1] ?? '';
+  const result = { ok: true, kind: 'title', title, source: 'title', url };
+  ch.publish('', m.properties.replyTo, Buffer.from(JSON.stringify(result)), {
+    correlationId: m.properties.correlationId, persistent: true, contentType: 'application/json', messageId: m.properties.messageId,
+  }, (err) => { if (!err) ch.ack(m); });
+});
+console.log('ready');
+process.stdin.on('end', () => process.exit(0)); process.stdin.resume();
+`;
+
+const worker = new Worker(SERVER, { eval: true });
+const port = await new Promise((resolve) => worker.once('message', resolve));
+const urls = Array.from({ length: PAGES }, (_, i) => `http://127.0.0.1:${port}/page/${i}`);
+
+async function startOurs() {
+  const proc = new ServiceProcess('title-fetcher', {
+    env: { AMQP_URL: config.AMQP_URL, PREFETCH: process.env.SVC_PREFETCH ?? '100', FETCH_PER_HOST_CONCURRENCY: '100', FETCH_ALLOW_PRIVATE: 'true' },
+    onLine: (line) => { if (process.env.SHOW_SERVICE_LINES && !line.startsWith('{')) console.error(line); },
+  });
+  await proc.ready;
+  return { pid: proc.pid, stop: () => proc.stop() };
+}
+async function startBare() {
+  const child = spawn(process.execPath, ['--input-type=module', '-e', BARE], {
+    env: { ...process.env, AMQP_URL: config.AMQP_URL }, cwd: new URL('..', import.meta.url).pathname, stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  await new Promise((r) => child.stdout.once('data', r));
+  return { pid: child.pid, stop: async () => { const done = new Promise((r) => child.once('exit', r)); child.stdin.end(); await done; } };
+}
+
+const client = await PipelineClient.connect(config, createLogger('probe', { level: 'error' }, 2));
+async function batch(list) {
+  const t0 = performance.now();
+  const outcome = await client.submit(list.map(urlJob), { wait: true, output: 'independent', timeoutMs: 600_000 });
+  if (!outcome.complete || outcome.failed) throw new Error(`batch: ${outcome.failed} failed, complete ${outcome.complete}`);
+  return list.length / ((performance.now() - t0) / 1000);
+}
+
+const variants = [
+  { name: 'ours', start: startOurs },
+  { name: 'bare', start: startBare },
+].filter((v) => !ONLY || v.name === ONLY);
+const acc = new Map(variants.map((v) => [v.name, { rates: [], svc: 0, here: 0, broker: 0, pages: 0 }]));
+// With one variant its service stays up for all rounds (so that it can be traced); with two
+// they cannot both consume the queue, so each round starts and warms up its own.
+const kept = variants.length === 1 ? await variants[0].start() : undefined;
+if (kept) await batch(urls);
+for (let r = 0; r < ROUNDS; r++) {
+  for (const v of variants) {
+    const svc = kept ?? (await v.start());
+    try {
+      if (!kept) {
+        await batch(urls.slice(0, 200));
+        await batch(urls);
+      }
+      const a = acc.get(v.name);
+      const s0 = cpuMs(svc.pid), b0 = cpuMs(BEAM), h0 = process.cpuUsage();
+      a.rates.push(await batch(urls));
+      const h = process.cpuUsage(h0);
+      a.svc += cpuMs(svc.pid) - s0; a.broker += cpuMs(BEAM) - b0; a.here += (h.user + h.system) / 1000; a.pages += urls.length;
+    } finally {
+      if (!kept) await svc.stop();
+    }
+  }
+}
+await kept?.stop();
+for (const [name, a] of acc) {
+  const med = [...a.rates].sort((x, y) => x - y)[a.rates.length >> 1];
+  const us = (ms) => Math.round((ms * 1000) / a.pages);
+  console.log(`${name.padEnd(5)} ${Math.round(med)} pages/s (rounds ${a.rates.map(Math.round).join(' ')}); CPU µs/page: service ${us(a.svc)}, producer+server ${us(a.here)}${BEAM ? `, broker ${us(a.broker)}` : ''}`);
+}
+await client.close();
+await worker.terminate();
