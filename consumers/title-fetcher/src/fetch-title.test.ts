@@ -1,6 +1,6 @@
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
 import { brotliCompressSync, constants as zlibConstants, createGzip, deflateSync, gzipSync } from 'node:zlib';
 import iconv from 'iconv-lite';
@@ -143,6 +143,19 @@ const routes: Record<string, Handler> = {
   '/title-then-endless': endless('<html><head><title>Found early</title></head><body>', '<p>filler</p>'.repeat(50), {
     'content-type': 'text/html; charset=utf-8',
   }),
+  '/title-then-short-rest': (req, res) => {
+    // The title at once; the short rest of the page (its length declared) 150 ms later.
+    const head = Buffer.from('<html><head><title>Short rest</title></head><body>');
+    const rest = Buffer.from(`${'<p>rest of the page</p>'.repeat(200)}</body></html>`);
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'content-length': String(head.length + rest.length) });
+    res.write(head);
+    sockets.push(req.socket);
+    const timer = setTimeout(() => {
+      restSent++;
+      res.end(rest);
+    }, 150);
+    res.on('close', () => clearTimeout(timer));
+  },
   '/endless-no-title': endless('<html><head>', '<p>filler</p>'.repeat(50), { 'content-type': 'text/html; charset=utf-8' }),
   '/reset': (req, res) => {
     res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
@@ -207,6 +220,10 @@ const routes: Record<string, Handler> = {
     // Never answers; the connection is closed in afterAll.
   },
 };
+
+/** The server side of each request to /title-then-short-rest, and how many rests were sent. */
+const sockets: Socket[] = [];
+let restSent = 0;
 
 let server: Server;
 let base: string;
@@ -374,6 +391,22 @@ describe('fetchTitle: reading the body', () => {
     const closed = nextClose('/title-then-endless');
     expect(await title('/title-then-endless')).toBe('Found early');
     await closed;
+  });
+
+  it('when the title comes first and a short rest of declared length follows, then the title is returned at once and the connection is used again', async () => {
+    const oneConnection = new Agent({ connections: 1 });
+    try {
+      const sentBefore = restSent;
+      for (let i = 0; i < 2; i++) {
+        // The second request has to wait for the first response's rest (one connection).
+        expect(await title('/title-then-short-rest', { dispatcher: oneConnection })).toBe('Short rest');
+        expect(restSent - sentBefore, 'the title waited for the rest of its page').toBe(i);
+      }
+      expect(sockets).toHaveLength(2);
+      expect(sockets[0], 'the second request came on a new connection').toBe(sockets[1]);
+    } finally {
+      await oneConnection.close();
+    }
   });
 
   it('when an undeclared-charset page flushes its head and stalls, then the title is returned without waiting', async () => {

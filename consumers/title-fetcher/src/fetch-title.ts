@@ -1,10 +1,12 @@
 /**
  * Fetching a web page and reading its title.
  *
- * The page is requested with undici's `request` and read as a stream: decompressed
- * (gzip, deflate, brotli), decoded to text (see ./charset.ts) and fed to a streaming title
- * extractor, stopping as soon as the `<title>` is complete or `maxBytes` decompressed
- * bytes have been read. One deadline covers the whole job, redirects included.
+ * The page is requested through undici's dispatcher with a handler of our own (`PageExchange`
+ * below): the body's bytes go straight from the HTTP parser to the decompressor (gzip,
+ * deflate, brotli), the decoder (see ./charset.ts) and the streaming title extractor, with no
+ * response stream in between, and reading stops as soon as the `<title>` is complete or
+ * `maxBytes` decompressed bytes have been read. One deadline covers the whole job, redirects
+ * included.
  *
  * Every failure is a PipelineError whose `retryable` flag says whether the same job may
  * succeed later (timeouts, connection failures, 429 and 5xx) or never will (bad URL,
@@ -15,10 +17,10 @@
  * given. ./title-fetcher.ts puts them together (SSRF protection, per-host limits); the
  * service uses that, not this function directly.
  */
-import { pipeline } from 'node:stream';
-import type { Readable } from 'node:stream';
+import type { IncomingHttpHeaders } from 'node:http';
+import type { Transform } from 'node:stream';
 import { constants as zlib, createBrotliDecompress, createUnzip } from 'node:zlib';
-import { request } from 'undici';
+import { getGlobalDispatcher } from 'undici';
 import type { Dispatcher } from 'undici';
 import { ErrorCodes, PipelineError } from '@amqp-pipeline/shared';
 import { BLOCKED_ADDRESS, BlockedAddressError } from './address-policy.js';
@@ -87,31 +89,12 @@ export async function fetchTitle(url: string, opts: FetchTitleOptions): Promise<
       // One admission per hop: a redirect to another host waits for that host's turn.
       const release = opts.admit ? await opts.admit(current, deadline.signal) : undefined;
       try {
-        const response = await send(current, opts, deadline);
-        const { statusCode, headers, body } = response;
-
-        if (statusCode < 200 || statusCode > 299) {
-          discard(body);
-          const location = header(headers, 'location');
-          if (!REDIRECT_STATUSES.has(statusCode) || location === undefined) {
-            throw statusError(statusCode, current, headers);
-          }
-          current = nextHop(current, location, chain, visited, opts.maxRedirects);
+        const outcome = await exchange(current, opts, deadline);
+        if ('redirectTo' in outcome) {
+          current = nextHop(current, outcome.redirectTo, chain, visited, opts.maxRedirects);
           continue;
         }
-
-        const contentType = header(headers, 'content-type');
-        if (!isHtml(contentType)) {
-          discard(body);
-          throw new PipelineError(
-            ErrorCodes.NOT_HTML,
-            `${current.href} is not an HTML page (content-type ${contentType})`,
-            { details: { url: current.href, contentType } },
-          );
-        }
-
-        const found = await readTitle(body, headers, current, opts.maxBytes);
-        return { ...found, url: current.href };
+        return { ...outcome.found, url: current.href };
       } finally {
         release?.();
       }
@@ -162,9 +145,9 @@ function parseHttpUrl(input: string, base?: URL): URL {
 }
 
 function withoutHash(url: URL): string {
-  const copy = new URL(url);
-  copy.hash = '';
-  return copy.href;
+  // A serialized URL has a '#' only where its fragment starts.
+  const hash = url.href.indexOf('#');
+  return hash === -1 ? url.href : url.href.slice(0, hash);
 }
 
 /** Validates a redirect and returns its target, recording it in `chain` and `visited`. */
@@ -201,31 +184,263 @@ function nextHop(
 // Requests and responses
 // ---------------------------------------------------------------------------------------
 
-async function send(url: URL, opts: FetchTitleOptions, deadline: Deadline): Promise<Dispatcher.ResponseData> {
-  // undici's own limits are set to the time left so that they agree with the deadline;
-  // the deadline's abort signal is what actually bounds connecting and reading.
-  const remaining = deadline.remainingMs();
-  return request(url, {
-    method: 'GET',
-    headers: {
-      accept: ACCEPT,
-      'accept-encoding': ACCEPT_ENCODING,
-      'user-agent': opts.userAgent ?? DEFAULT_USER_AGENT,
-    },
-    signal: deadline.signal,
-    headersTimeout: remaining,
-    bodyTimeout: remaining,
-    dispatcher: opts.dispatcher,
+/** What one request came to: the title, or a redirect to follow. */
+type HopOutcome = { found: Omit<FetchedTitle, 'url'> } | { redirectTo: string };
+
+/** Requests `url` once (no redirects followed) and reads its title. */
+function exchange(url: URL, opts: FetchTitleOptions, deadline: Deadline): Promise<HopOutcome> {
+  return new Promise<HopOutcome>((resolve, reject) => {
+    const page = new PageExchange(url, opts.maxBytes, deadline, resolve, reject);
+    // undici's own limits are set to the time left so that they agree with the deadline;
+    // the deadline is what actually bounds connecting and reading.
+    const remaining = deadline.remainingMs();
+    const dispatcher = opts.dispatcher ?? getGlobalDispatcher();
+    dispatcher.dispatch(
+      {
+        origin: url.origin,
+        path: `${url.pathname}${url.search}`,
+        method: 'GET',
+        headers: {
+          accept: ACCEPT,
+          'accept-encoding': ACCEPT_ENCODING,
+          'user-agent': opts.userAgent ?? DEFAULT_USER_AGENT,
+        },
+        headersTimeout: remaining,
+        bodyTimeout: remaining,
+      },
+      page,
+    );
   });
 }
 
+/**
+ * A response left unread is drained rather than cut off when at most this many bytes of it are
+ * still to come (by its Content-Length): a connection that finishes its response can be reused,
+ * one cut off mid-body is closed. Anything longer, or of unknown length, is cut off.
+ */
+const DRAIN_BYTES = 64 * 1024;
+
+/**
+ * Why an unfinished response was cut off: only undici sees it (and hands it back to
+ * `onResponseError`, which ignores it by then), so one instance, without a stack, serves all.
+ */
+const STOPPED_READING = Object.assign(new Error('stopped reading: the title is known'), { stack: '' });
+
+/**
+ * One HTTP request and its response, as an undici dispatch handler: decides from the status
+ * and headers whether the body is wanted, feeds it (decompressed) to a {@link BodyReader},
+ * and settles once the outcome is known, which is often before the body has ended. Whatever
+ * of the response is then still unread is drained if short, else the request is aborted.
+ * Settles exactly once: with the outcome, or with the first error (undici's, the
+ * decompressor's, or the deadline's).
+ */
+class PageExchange implements Dispatcher.DispatchHandler {
+  #controller: Dispatcher.DispatchController | undefined;
+  #settled = false;
+  /** The response has ended (or failed): nothing is left to drain or abort. */
+  #finished = false;
+  /** Body bytes still to come by the Content-Length, or undefined when unknown. */
+  #remaining: number | undefined;
+  /** Present once the body is being read. */
+  #reader: BodyReader | undefined;
+  /** The decompressors, first to last, when the body has a Content-Encoding. */
+  #stages: Transform[] = [];
+
+  constructor(
+    private readonly url: URL,
+    private readonly maxBytes: number,
+    private readonly deadline: Deadline,
+    private readonly resolve: (outcome: HopOutcome) => void,
+    private readonly reject: (err: unknown) => void,
+  ) {
+    if (deadline.signal.aborted) queueMicrotask(this.#onDeadline);
+    else deadline.signal.addEventListener('abort', this.#onDeadline, { once: true });
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.#controller = controller;
+    // Settled before undici got this far (the deadline passed while connecting): stop now.
+    if (this.#settled) controller.abort(STOPPED_READING);
+  }
+
+  onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
+    if (this.#settled || statusCode < 200) return; // 1xx: informational, the real answer follows
+    const length = Number(header(headers, 'content-length'));
+    this.#remaining = Number.isSafeInteger(length) && length >= 0 ? length : undefined;
+
+    if (statusCode > 299) {
+      const location = header(headers, 'location');
+      if (REDIRECT_STATUSES.has(statusCode) && location !== undefined) this.#settle({ redirectTo: location });
+      else this.#fail(statusError(statusCode, this.url, headers));
+      return;
+    }
+    const contentType = header(headers, 'content-type');
+    if (!isHtml(contentType)) {
+      this.#fail(
+        new PipelineError(ErrorCodes.NOT_HTML, `${this.url.href} is not an HTML page (content-type ${contentType})`, {
+          details: { url: this.url.href, contentType },
+        }),
+      );
+      return;
+    }
+    try {
+      this.#stages = decompressors(header(headers, 'content-encoding'), this.url);
+    } catch (err) {
+      this.#fail(err);
+      return;
+    }
+    this.#reader = new BodyReader(charsetFromContentType(contentType), this.maxBytes);
+    const last = this.#stages.at(-1);
+    if (last) {
+      for (const [i, stage] of this.#stages.entries()) {
+        stage.on('error', (err) => this.#fail(err));
+        const next = this.#stages[i + 1];
+        if (next) stage.pipe(next);
+      }
+      last.on('data', (chunk: Buffer) => this.#read(chunk));
+      last.on('end', () => this.#bodyEnded());
+      // Decompressed output that cannot keep up pauses the network side.
+      this.#stages[0]!.on('drain', () => this.#controller?.resume());
+    }
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.#remaining !== undefined) this.#remaining -= chunk.length;
+    if (this.#settled || !this.#reader) return; // draining, or a response that never settles here
+    const first = this.#stages[0];
+    if (first) {
+      if (!first.write(chunk)) controller.pause();
+    } else {
+      this.#read(chunk);
+    }
+  }
+
+  onResponseEnd(): void {
+    this.#finished = true;
+    if (this.#settled || !this.#reader) return;
+    const first = this.#stages[0];
+    if (first) first.end();
+    else this.#bodyEnded();
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController | undefined, err: Error): void {
+    this.#finished = true;
+    this.#fail(err);
+  }
+
+  /** Decompressed body bytes. */
+  #read(chunk: Buffer): void {
+    if (this.#settled) return;
+    if (this.#reader!.feed(chunk)) this.#outcome();
+  }
+
+  #bodyEnded(): void {
+    if (!this.#settled) this.#outcome();
+  }
+
+  /** The title, or NO_TITLE: known once the reader is done or the body has ended. */
+  #outcome(): void {
+    try {
+      this.#settle({ found: this.#reader!.finish(this.url) });
+    } catch (err) {
+      this.#fail(err);
+    }
+  }
+
+  readonly #onDeadline = (): void => this.#fail(this.deadline.signal.reason);
+
+  #settle(outcome: HopOutcome): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    this.#release();
+    this.resolve(outcome);
+  }
+
+  #fail(err: unknown): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    this.#release();
+    this.reject(err);
+  }
+
+  /** Lets go of everything once settled: the deadline, the decompressors, the response. */
+  #release(): void {
+    this.deadline.signal.removeEventListener('abort', this.#onDeadline);
+    for (const stage of this.#stages) stage.destroy();
+    // The rest of the response: nothing (it has ended), drained (it is short), or cut off.
+    // Cutting off waits a microtask, for the case of the end being in the very bytes undici
+    // is parsing now (it would end the response right after this returns).
+    queueMicrotask(() => {
+      if (this.#finished) return;
+      if (this.#remaining !== undefined && this.#remaining <= DRAIN_BYTES && !this.deadline.signal.aborted) {
+        this.#controller?.resume(); // paused by a decompressor that is gone now
+        return;
+      }
+      this.#controller?.abort(STOPPED_READING);
+    });
+  }
+}
+
+/**
+ * Counts, decodes and parses body bytes until the title is complete or `maxBytes` have been
+ * read, then says what was found.
+ */
+class BodyReader {
+  readonly #decoder: BodyDecoder;
+  readonly #extractor = new TitleExtractor();
+  #bytesRead = 0;
+  #truncated = false;
+
+  constructor(
+    headerEncoding: string | undefined,
+    private readonly maxBytes: number,
+  ) {
+    this.#decoder = new BodyDecoder(headerEncoding);
+  }
+
+  /** Feeds the next (decompressed) bytes; true when no more are wanted. */
+  feed(chunk: Buffer): boolean {
+    const room = this.maxBytes - this.#bytesRead;
+    // More bytes than allowed: the document is cut off at the limit.
+    const bytes = chunk.length > room ? chunk.subarray(0, room) : chunk;
+    this.#truncated = bytes !== chunk;
+    this.#bytesRead += bytes.length;
+    // Fed in slices, so that the rest of a large chunk is neither decoded nor parsed once the
+    // title is complete.
+    let done = false;
+    for (let at = 0; at < bytes.length && !done; at += FEED_BYTES) {
+      done = this.#extractor.write(this.#decoder.write(bytes.subarray(at, at + FEED_BYTES)));
+    }
+    return done || this.#truncated;
+  }
+
+  /** The title found, or NO_TITLE (the body ended, or the limit was reached, without one). */
+  finish(url: URL): Omit<FetchedTitle, 'url'> {
+    if (!this.#extractor.done) this.#extractor.write(this.#decoder.end());
+    const result = this.#extractor.end({ truncated: this.#truncated });
+    if (result) return result;
+    const message = this.#truncated
+      ? `no title in the first ${this.#bytesRead} bytes of ${url.href} (the read limit is ${this.maxBytes} bytes)`
+      : `${url.href} has no title`;
+    throw new PipelineError(ErrorCodes.NO_TITLE, message, {
+      details: {
+        url: url.href,
+        bytesRead: this.#bytesRead,
+        maxBytes: this.maxBytes,
+        truncated: this.#truncated,
+        encoding: this.#decoder.encoding,
+      },
+    });
+  }
+}
+
 /** The first value of a response header. */
-function header(headers: Dispatcher.ResponseData['headers'], name: string): string | undefined {
+function header(headers: IncomingHttpHeaders, name: string): string | undefined {
   const value = headers[name];
   return Array.isArray(value) ? value[0] : value;
 }
 
-function statusError(status: number, url: URL, headers: Dispatcher.ResponseData['headers']): PipelineError {
+function statusError(status: number, url: URL, headers: IncomingHttpHeaders): PipelineError {
   // 429 and 5xx are the server's way of saying "not now"; other statuses (4xx, a 3xx
   // that cannot be followed) will not change on a retry.
   const retryable = status === 429 || status >= 500;
@@ -238,97 +453,25 @@ function statusError(status: number, url: URL, headers: Dispatcher.ResponseData[
 
 /** HTML by its media type; a response without a Content-Type is given the benefit of the doubt. */
 function isHtml(contentType: string | undefined): boolean {
-  const essence = (contentType ?? '').split(';')[0]!.trim().toLowerCase();
+  if (contentType === undefined) return true;
+  const semicolon = contentType.indexOf(';');
+  const essence = (semicolon === -1 ? contentType : contentType.slice(0, semicolon)).trim().toLowerCase();
   return essence === '' || HTML_MEDIA_TYPES.has(essence);
 }
 
-/** Releases a body that will not be read (destroying it frees the socket at once). */
-function discard(body: Readable): void {
-  // Destroying an unfinished undici body emits an abort error nobody needs to see.
-  body.on('error', () => {});
-  body.destroy();
-}
-
 /**
- * Reads the body until the title is complete, the body ends or `maxBytes` decompressed
- * bytes have been read; always destroys the streams before returning.
+ * The decompressors that undo a Content-Encoding, first to last (none for identity). Each is
+ * fed only as fast as its output is read and stopped as soon as nothing more is wanted, so a
+ * decompression bomb is only ever inflated as far as it is read.
  */
-async function readTitle(
-  body: Readable,
-  headers: Dispatcher.ResponseData['headers'],
-  url: URL,
-  maxBytes: number,
-): Promise<Omit<FetchedTitle, 'url'>> {
-  body.on('error', () => {}); // errors surface through the iteration below
-  const content = decompressed(body, header(headers, 'content-encoding'), url);
-  const decoder = new BodyDecoder(charsetFromContentType(header(headers, 'content-type')));
-  const extractor = new TitleExtractor();
-  let bytesRead = 0;
-  let truncated = false;
-
-  try {
-    // destroyOnReturn: false: leaving the loop early must not make the iterator destroy the
-    // stream with an AbortError (building its stack trace is a real cost per page); the
-    // finally block below destroys the streams without one.
-    for await (const chunk of content.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
-      const room = maxBytes - bytesRead;
-      // More bytes than allowed: the document is cut off at the limit.
-      const bytes = chunk.length > room ? chunk.subarray(0, room) : chunk;
-      truncated = bytes !== chunk;
-      bytesRead += bytes.length;
-      // Fed in slices, so that the rest of a large chunk is neither decoded nor parsed
-      // once the title is complete.
-      let done = false;
-      for (let at = 0; at < bytes.length && !done; at += FEED_BYTES) {
-        done = extractor.write(decoder.write(bytes.subarray(at, at + FEED_BYTES)));
-      }
-      if (done || truncated) break;
-    }
-    if (!extractor.done) extractor.write(decoder.end());
-    const result = extractor.end({ truncated });
-    if (result) return result;
-
-    const message = truncated
-      ? `no title in the first ${bytesRead} bytes of ${url.href} (the read limit is ${maxBytes} bytes)`
-      : `${url.href} has no title`;
-    throw new PipelineError(ErrorCodes.NO_TITLE, message, {
-      details: { url: url.href, bytesRead, maxBytes, truncated, encoding: decoder.encoding },
-    });
-  } finally {
-    destroyQuietly(content);
-    destroyQuietly(body);
-  }
-}
-
-/**
- * Destroys a stream that may not have ended. undici answers that with a RequestAbortedError
- * that nobody will see, and capturing its stack trace costs about a tenth of the CPU time
- * of a whole fetch; it is skipped. (Synchronous, so no other code runs meanwhile.)
- */
-function destroyQuietly(stream: Readable): void {
-  if (stream.destroyed) return;
-  const { stackTraceLimit } = Error;
-  Error.stackTraceLimit = 0;
-  try {
-    stream.destroy();
-  } finally {
-    Error.stackTraceLimit = stackTraceLimit;
-  }
-}
-
-/**
- * Undoes the Content-Encoding of `body`. The decompressors are read on demand (stream
- * backpressure), so a decompression bomb is only ever inflated as far as it is read.
- */
-function decompressed(body: Readable, contentEncoding: string | undefined, url: URL): Readable {
-  const codings = (contentEncoding ?? '')
+function decompressors(contentEncoding: string | undefined, url: URL): Transform[] {
+  if (contentEncoding === undefined) return [];
+  const codings = contentEncoding
     .split(',')
     .map((coding) => coding.trim().toLowerCase())
     .filter((coding) => coding !== '' && coding !== 'identity');
-  if (codings.length === 0) return body;
-
   // Codings are listed in the order they were applied, so they are undone in reverse.
-  const stages = codings.reverse().map((coding): Readable & NodeJS.WritableStream => {
+  return codings.reverse().map((coding): Transform => {
     switch (coding) {
       case 'gzip':
       case 'x-gzip':
@@ -349,10 +492,6 @@ function decompressed(body: Readable, contentEncoding: string | undefined, url: 
         );
     }
   });
-  const last = stages[stages.length - 1]!;
-  // Errors reach the reader through `last`; the callback only keeps them from being unhandled.
-  pipeline([body, ...stages], () => {});
-  return last;
 }
 
 // ---------------------------------------------------------------------------------------
