@@ -1,3 +1,4 @@
+import { getEventListeners } from 'node:events';
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
@@ -579,6 +580,21 @@ describe('fetchTitle: failures', () => {
     expect(err.code).toBe(ErrorCodes.FETCH_FAILED);
     expect(err.retryable).toBe(true);
     expect(err.message).toBe('aborted');
+  });
+
+  it('when many fetches share the caller signal and it aborts, then every one still running fails "aborted" and the finished ones left nothing on it', async () => {
+    const controller = new AbortController();
+    const done = await Promise.all(Array.from({ length: 20 }, () => title('/plain', { signal: controller.signal })));
+    expect(done).toEqual(Array(20).fill('A plain page'));
+    const arrived = nextArrival('/slow-headers');
+    const pending = Array.from({ length: 3 }, () => failure('/slow-headers', { signal: controller.signal }));
+    await arrived;
+    expect(getEventListeners(controller.signal, 'abort')).toHaveLength(3);
+    controller.abort();
+    for (const err of await Promise.all(pending)) {
+      expect(err.code).toBe(ErrorCodes.FETCH_FAILED);
+      expect(err.message).toBe('aborted');
+    }
   });
 
   it('when the signal is already aborted, then FETCH_FAILED "aborted" is thrown', async () => {
