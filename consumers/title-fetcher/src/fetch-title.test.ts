@@ -157,6 +157,12 @@ const routes: Record<string, Handler> = {
     }, 150);
     res.on('close', () => clearTimeout(timer));
   },
+  '/title-then-stalled-rest': (_req, res) => {
+    // Declares a short rest after the title, then never sends it.
+    const head = '<html><head><title>Stalled rest</title></head><body>';
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'content-length': String(head.length + 100) });
+    res.write(head);
+  },
   '/endless-no-title': endless('<html><head>', '<p>filler</p>'.repeat(50), { 'content-type': 'text/html; charset=utf-8' }),
   '/reset': (req, res) => {
     res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
@@ -408,6 +414,12 @@ describe('fetchTitle: reading the body', () => {
     } finally {
       await oneConnection.close();
     }
+  });
+
+  it('when a short rest is declared but never comes, then the title is returned and the connection is closed soon after', async () => {
+    const closed = nextClose('/title-then-stalled-rest');
+    expect(await title('/title-then-stalled-rest', { timeoutMs: 60_000 })).toBe('Stalled rest');
+    await closed; // within the drain limit (1 s), long before the deadline
   });
 
   it('when an undeclared-charset page flushes its head and stalls, then the title is returned without waiting', async () => {

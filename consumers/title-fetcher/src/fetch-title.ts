@@ -219,6 +219,11 @@ function exchange(url: URL, opts: FetchTitleOptions, deadline: Deadline): Promis
  * one cut off mid-body is closed. Anything longer, or of unknown length, is cut off.
  */
 const DRAIN_BYTES = 64 * 1024;
+/**
+ * How long a drain may take before the response is cut off after all: a server that declares
+ * a short rest and then stalls must not hold one of its host's connections until the deadline.
+ */
+const DRAIN_MS = 1000;
 
 /**
  * Why an unfinished response was cut off: only undici sees it (and hands it back to
@@ -230,7 +235,8 @@ const STOPPED_READING = Object.assign(new Error('stopped reading: the title is k
  * One HTTP request and its response, as an undici dispatch handler: decides from the status
  * and headers whether the body is wanted, feeds it (decompressed) to a {@link BodyReader},
  * and settles once the outcome is known, which is often before the body has ended. Whatever
- * of the response is then still unread is drained if short, else the request is aborted.
+ * of the response is then still unread is drained if short (and quick), else the request is
+ * aborted.
  * Settles exactly once: with the outcome, or with the first error (undici's, the
  * decompressor's, or the deadline's).
  */
@@ -245,6 +251,8 @@ class PageExchange implements Dispatcher.DispatchHandler {
   #reader: BodyReader | undefined;
   /** The decompressors, first to last, when the body has a Content-Encoding. */
   #stages: Transform[] = [];
+  /** Cuts off a drain that takes too long (see DRAIN_MS). */
+  #drainTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly url: URL,
@@ -317,6 +325,7 @@ class PageExchange implements Dispatcher.DispatchHandler {
 
   onResponseEnd(): void {
     this.#finished = true;
+    clearTimeout(this.#drainTimer);
     if (this.#settled || !this.#reader) return;
     const first = this.#stages[0];
     if (first) first.end();
@@ -325,6 +334,7 @@ class PageExchange implements Dispatcher.DispatchHandler {
 
   onResponseError(_controller: Dispatcher.DispatchController | undefined, err: Error): void {
     this.#finished = true;
+    clearTimeout(this.#drainTimer);
     this.#fail(err);
   }
 
@@ -373,6 +383,7 @@ class PageExchange implements Dispatcher.DispatchHandler {
     queueMicrotask(() => {
       if (this.#finished) return;
       if (this.#remaining !== undefined && this.#remaining <= DRAIN_BYTES && !this.deadline.signal.aborted) {
+        this.#drainTimer = setTimeout(() => this.#controller?.abort(STOPPED_READING), DRAIN_MS).unref();
         this.#controller?.resume(); // paused by a decompressor that is gone now
         return;
       }
