@@ -6,7 +6,8 @@
 // the CPU per page of each party; BEAM_PID adds the broker.
 //
 // node bench/probes/titles-e2e.mjs   (npm run build first)
-// ROUNDS (default 5), PAGES (2000), ONLY=ours|bare, SERVICE_NODE_ARGS passes to our service.
+// ROUNDS (default 5), PAGES (2000), ONLY=ours|bare, SERVICE_NODE_ARGS passes to our service,
+// COPIES=N runs N copies of ours splitting the 100 in flight between them.
 import { readFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { Worker } from 'node:worker_threads';
@@ -71,6 +72,15 @@ const port = await new Promise((resolve) => worker.once('message', resolve));
 const urls = Array.from({ length: PAGES }, (_, i) => `http://127.0.0.1:${port}/page/${i}`);
 
 async function startOurs() {
+  const copies = Number(process.env.COPIES ?? 1);
+  if (copies > 1) {
+    const each = String(Math.round(100 / copies));
+    const procs = Array.from({ length: copies }, () => new ServiceProcess('title-fetcher', {
+      env: { AMQP_URL: config.AMQP_URL, PREFETCH: each, FETCH_PER_HOST_CONCURRENCY: each, FETCH_ALLOW_PRIVATE: 'true' },
+    }));
+    await Promise.all(procs.map((p) => p.ready));
+    return { pid: procs[0].pid, pids: procs.map((p) => p.pid), stop: () => Promise.all(procs.map((p) => p.stop())) };
+  }
   const proc = new ServiceProcess('title-fetcher', {
     env: { AMQP_URL: config.AMQP_URL, PREFETCH: process.env.SVC_PREFETCH ?? '100', FETCH_PER_HOST_CONCURRENCY: '100', FETCH_ALLOW_PRIVATE: 'true' },
     onLine: (line) => { if (process.env.SHOW_SERVICE_LINES && !line.startsWith('{')) console.error(line); },
@@ -112,10 +122,11 @@ for (let r = 0; r < ROUNDS; r++) {
         await batch(urls);
       }
       const a = acc.get(v.name);
-      const s0 = cpuMs(svc.pid), b0 = cpuMs(BEAM), h0 = process.cpuUsage();
+      const svcCpu = () => (svc.pids ?? [svc.pid]).reduce((t, pid) => t + cpuMs(pid), 0);
+      const s0 = svcCpu(), b0 = cpuMs(BEAM), h0 = process.cpuUsage();
       a.rates.push(await batch(urls));
       const h = process.cpuUsage(h0);
-      a.svc += cpuMs(svc.pid) - s0; a.broker += cpuMs(BEAM) - b0; a.here += (h.user + h.system) / 1000; a.pages += urls.length;
+      a.svc += svcCpu() - s0; a.broker += cpuMs(BEAM) - b0; a.here += (h.user + h.system) / 1000; a.pages += urls.length;
     } finally {
       if (!kept) await svc.stop();
     }
