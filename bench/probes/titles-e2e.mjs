@@ -1,8 +1,8 @@
 // Titles end to end, in isolation: the page server of the titles suite (a worker thread), a
 // title-fetcher service, and the producer library submitting 2,000 URLs a batch. Rounds take
-// turns between our title-fetcher service and a bare service (amqplib consumer, prefetch 100,
-// undici request + whole body + regex, reply published then the job acked: the least a
-// service can do for these jobs), both fed by the same PipelineClient. Prints pages/s and
+// turns between our title-fetcher service and the titles suite's bare service (amqplib
+// consumer, prefetch 100, undici request + whole body + regex, reply published then the job
+// acked: the least a service can do for these jobs), both fed by the same PipelineClient. Prints pages/s and
 // the CPU per page of each party; BEAM_PID adds the broker.
 //
 // node bench/probes/titles-e2e.mjs   (npm run build first)
@@ -10,10 +10,10 @@
 // COPIES=N runs N copies of ours splitting the 100 in flight between them.
 import { readFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
-import { Worker } from 'node:worker_threads';
 import { ServiceProcess } from '@amqp-pipeline/devtools';
 import { PipelineClient, urlJob } from '@amqp-pipeline/producer';
-import { createLogger, loadConfig } from '@amqp-pipeline/shared';
+import { Queues, createLogger, loadConfig } from '@amqp-pipeline/shared';
+import { BARE_SERVICE_SOURCE, startPageServer } from '../dist/titles.js';
 
 const config = loadConfig(process.env);
 const ROUNDS = Number(process.env.ROUNDS ?? 5);
@@ -26,50 +26,8 @@ const cpuMs = (pid) => {
   return (Number(f[11]) + Number(f[12])) * 10;
 };
 
-// The titles suite's page server: ~10 KB pages, title in the head.
-const SERVER = `
-const { createServer } = require('node:http');
-const { parentPort } = require('node:worker_threads');
-const paragraph = '<p>' + 'Lorem ipsum dolor sit amet, consectetur adipiscing elit. '.repeat(8) + '</p>\\n';
-const filler = Buffer.from(paragraph.repeat(Math.ceil(10000 / paragraph.length)) + '</body></html>\\n');
-const server = createServer((req, res) => {
-  const m = /^\\/page\\/(\\d+)$/.exec(req.url || '');
-  if (!m) { res.writeHead(404); res.end(); return; }
-  const head = Buffer.from('<!doctype html><html><head><meta charset="utf-8"><title>Benchmark page ' + m[1] +
-    '</title><meta name="viewport" content="width=device-width"></head><body>\\n');
-  res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'content-length': head.length + filler.length });
-  res.end(Buffer.concat([head, filler]));
-});
-server.keepAliveTimeout = 30000;
-server.listen(0, '127.0.0.1', () => parentPort.postMessage(server.address().port));
-`;
-
-// The bare service: consumes the title queue itself (our service must be stopped meanwhile).
-const BARE = `
-import amqp from 'amqplib';
-import { Agent, request } from 'undici';
-const agent = new Agent();
-const TITLE = /<title[^>]*>([^<]*)<\\/title>/i;
-const conn = await amqp.connect(process.env.AMQP_URL, { noDelay: true });
-const ch = await conn.createConfirmChannel();
-await ch.prefetch(100);
-await ch.consume('pipeline.titles', async (m) => {
-  if (!m) return;
-  const { url } = JSON.parse(m.content.toString());
-  const { body } = await request(url, { dispatcher: agent });
-  const title = TITLE.exec(await body.text())?.[1] ?? '';
-  const result = { ok: true, kind: 'title', title, source: 'title', url };
-  ch.publish('', m.properties.replyTo, Buffer.from(JSON.stringify(result)), {
-    correlationId: m.properties.correlationId, persistent: true, contentType: 'application/json', messageId: m.properties.messageId,
-  }, (err) => { if (!err) ch.ack(m); });
-});
-console.log('ready');
-process.stdin.on('end', () => process.exit(0)); process.stdin.resume();
-`;
-
-const worker = new Worker(SERVER, { eval: true });
-const port = await new Promise((resolve) => worker.once('message', resolve));
-const urls = Array.from({ length: PAGES }, (_, i) => `http://127.0.0.1:${port}/page/${i}`);
+const server = await startPageServer();
+const urls = Array.from({ length: PAGES }, (_, i) => `${server.base}/page/${i}`);
 
 async function startOurs() {
   const copies = Number(process.env.COPIES ?? 1);
@@ -89,8 +47,8 @@ async function startOurs() {
   return { pid: proc.pid, stop: () => proc.stop() };
 }
 async function startBare() {
-  const child = spawn(process.execPath, ['--input-type=module', '-e', BARE], {
-    env: { ...process.env, AMQP_URL: config.AMQP_URL }, cwd: new URL('..', import.meta.url).pathname, stdio: ['pipe', 'pipe', 'inherit'],
+  const child = spawn(process.execPath, ['--input-type=module', '-e', BARE_SERVICE_SOURCE], {
+    env: { ...process.env, AMQP_URL: config.AMQP_URL, PREFETCH: '100', QUEUE: Queues.titles.name }, cwd: new URL('..', import.meta.url).pathname, stdio: ['pipe', 'pipe', 'inherit'],
   });
   await new Promise((r) => child.stdout.once('data', r));
   return { pid: child.pid, stop: async () => { const done = new Promise((r) => child.once('exit', r)); child.stdin.end(); await done; } };
@@ -139,4 +97,4 @@ for (const [name, a] of acc) {
   console.log(`${name.padEnd(5)} ${Math.round(med)} pages/s (rounds ${a.rates.map(Math.round).join(' ')}); CPU µs/page: service ${us(a.svc)}, producer+server ${us(a.here)}${BEAM ? `, broker ${us(a.broker)}` : ''}`);
 }
 await client.close();
-await worker.terminate();
+await server.stop();

@@ -143,7 +143,7 @@ async function startTitleFetcher(): Promise<RunningService> {
  * dead-lettering, no metrics or logs: no real service can do with less, so this row is
  * what any title fetcher could reach through this broker on this machine.
  */
-const BARE_SERVICE_SOURCE = `
+export const BARE_SERVICE_SOURCE = `
 import amqp from 'amqplib';
 import { Agent, request } from 'undici';
 const agent = new Agent();
@@ -275,7 +275,7 @@ interface Client {
 }
 
 /** Starts the page server; resolves with its base URL and a function that stops it. */
-async function startPageServer(): Promise<{ base: string; stop: () => Promise<number> }> {
+export async function startPageServer(): Promise<{ base: string; stop: () => Promise<number> }> {
   const worker = new Worker(SERVER_SOURCE, { eval: true });
   const port = await new Promise<number>((resolve, reject) => {
     worker.once('message', resolve);
