@@ -21,17 +21,23 @@ describe('runConsumer close()', () => {
     await conn?.close();
   });
 
+  /** A quorum work queue (named from `prefix`) holding jobs {i} for i < total, and its reply queue. */
+  async function seed(prefix: string, total: number): Promise<{ queue: string; replies: string }> {
+    const queue = `${prefix}.${randomUUID().slice(0, 8)}`;
+    const replies = `${queue}.replies`;
+    await ch.assertQueue(queue, { durable: true, arguments: { 'x-queue-type': 'quorum' } });
+    await ch.assertQueue(replies, { durable: false });
+    for (let i = 0; i < total; i++) {
+      ch.sendToQueue(queue, Buffer.from(JSON.stringify({ i })), { correlationId: String(i), replyTo: replies, persistent: true });
+    }
+    await ch.waitForConfirms();
+    return { queue, replies };
+  }
+
   for (const round of [1, 2, 3]) {
     it(`when stopped mid-stream (round ${round}), then the jobs it answered are acked and only the others are handed back`, async () => {
-      const queue = `test.close.${randomUUID().slice(0, 8)}`;
-      const replies = `${queue}.replies`;
-      await ch.assertQueue(queue, { durable: true, arguments: { 'x-queue-type': 'quorum' } });
-      await ch.assertQueue(replies, { durable: false });
       const total = 300;
-      for (let i = 0; i < total; i++) {
-        ch.sendToQueue(queue, Buffer.from(JSON.stringify({ i })), { correlationId: String(i), replyTo: replies, persistent: true });
-      }
-      await ch.waitForConfirms();
+      const { queue, replies } = await seed('test.close', total);
 
       const config = loadConfig({ ...process.env, AMQP_URL: amqpUrl(), PREFETCH: '40', HEALTH_PORT: '0' });
       let answered = 0;
@@ -73,15 +79,8 @@ describe('runConsumer close()', () => {
   }
 
   it('when more jobs than ten listen for shutdown at once, then Node prints no listener-leak warning', async () => {
-    const queue = `test.listeners.${randomUUID().slice(0, 8)}`;
-    const replies = `${queue}.replies`;
-    await ch.assertQueue(queue, { durable: true, arguments: { 'x-queue-type': 'quorum' } });
-    await ch.assertQueue(replies, { durable: false });
     const total = 40;
-    for (let i = 0; i < total; i++) {
-      ch.sendToQueue(queue, Buffer.from(JSON.stringify({ i })), { correlationId: String(i), replyTo: replies, persistent: true });
-    }
-    await ch.waitForConfirms();
+    const { queue, replies } = await seed('test.listeners', total);
     const warnings: Error[] = [];
     const onWarning = (w: Error) => warnings.push(w);
     process.on('warning', onWarning);
