@@ -63,7 +63,7 @@ describe('BatchCollector', () => {
     earlier.accept(msg('B1.0', { ok: true, kind: 'primes', primes: [2, 3, 5] }));
     earlier.accept(msg('B1.0', part('squares', [4], 0, false)));
     const progress = earlier.progress(3);
-    expect(progress).toEqual({ batch, revision: 3, done: Buffer.from([0b001]).toString('base64'), nextPart: { '1': 1 } });
+    expect(progress).toEqual({ batch, revision: 3, base: 1, done: '', nextPart: { '1': 1 } });
     const seen: Emitted[] = [];
     const c = new BatchCollector(batch, (r) => seen.push(r), { manifest: mixed, progress });
     expect(c.doneCount).toBe(1);
@@ -141,29 +141,110 @@ describe('BatchCollector', () => {
     expect(seen.map(label)).toEqual(['B1.0:primes', 'B1.1:primes', 'B1.2:primes']);
   });
 
-  it('when a combine batch completes, then summaries are added into one result and released only at the end', () => {
+  it('when a combine batch completes, then summaries are folded in as they come, released at once, and added into one result', () => {
     const seen: Emitted[] = [];
     const jobs = [0, 1].map((i) => ({ id: `B1.${i}`, kinds: ['primes' as const], input: { from: i * 50 + 1, to: i * 50 + 50, count: true } }));
     const c = new BatchCollector(batch, (r) => seen.push(r), manifest('combine', jobs, { from: 1, to: 100 }));
     const a = msg('B1.1', { ok: true, kind: 'primes', summary: { count: 10, first: 53, last: 97, sum: '732' } });
     const b = msg('B1.0', { ok: true, kind: 'primes', summary: { count: 15, first: 2, last: 47, sum: '328' } });
-    expect(c.accept(a)).toEqual([]);
-    expect(c.accept(b)).toEqual([]);
+    expect(c.accept(a)).toEqual([a]);
+    expect(c.accept(a)).toEqual([a]); // a duplicate is released and not folded in twice
+    expect(c.accept(b)).toEqual([b]);
+    expect(c.held).toBe(0);
     expect(c.complete).toBe(true);
     expect(seen).toEqual([]);
-    expect(c.finish()).toEqual([b, a]);
+    expect(c.finish()).toEqual([]);
     expect(seen).toEqual([
       { type: 'combined', batch, kind: 'primes', input: { from: 1, to: 100 }, jobs: 2, result: { ok: true, kind: 'primes', summary: { count: 25, first: 2, last: 97, sum: '1060' } } },
     ]);
+    expect(c.stats).toEqual({ received: 2, duplicates: 1, unexpected: 0 });
   });
 
-  it('when stopped early, then the checkpoint records what is done and where a list in parts resumes; combine records nothing', () => {
+  it('when a combine batch is resumed from a checkpoint, then the totals carry on and no job is counted twice', () => {
+    const jobs = [0, 1, 2].map((i) => ({ id: `B1.${i}`, kinds: ['primes' as const], input: { from: i * 10 + 1, to: i * 10 + 10, count: true } }));
+    const m = manifest('combine', jobs, { from: 1, to: 30 });
+    const summaries = [
+      { count: 4, first: 2, last: 7, sum: '17' },
+      { count: 4, first: 11, last: 19, sum: '60' },
+      { count: 2, first: 23, last: 29, sum: '52' },
+    ];
+    const reply = (i: number) => msg(`B1.${i}`, { ok: true, kind: 'primes', summary: summaries[i] });
+    const earlier = new BatchCollector(batch, () => {}, m);
+    earlier.accept(reply(2));
+    earlier.accept(reply(0));
+    const record = earlier.progress(4)!;
+    expect(record.totals?.primes).toMatchObject({ jobs: 2, count: 6, sum: '69', first: 2, last: 29 });
+    const seen: Emitted[] = [];
+    const c = new BatchCollector(batch, (r) => seen.push(r), { manifest: m, progress: record });
+    expect(c.doneCount).toBe(2);
+    // The replies that were folded in but not yet acked come again: duplicates.
+    for (const i of [0, 2, 1, 1]) c.accept(reply(i));
+    expect(c.complete).toBe(true);
+    c.finish();
+    expect(seen).toEqual([
+      { type: 'combined', batch, kind: 'primes', input: { from: 1, to: 30 }, jobs: 3, result: { ok: true, kind: 'primes', summary: { count: 10, first: 2, last: 29, sum: '129' } } },
+    ]);
+    expect(c.stats.duplicates).toBe(3);
+  });
+
+  it('when a combine batch resumes from a record without totals (an older producer), then every summary is folded in from the queue', () => {
+    const jobs = [0, 1].map((i) => ({ id: `B1.${i}`, kinds: ['primes' as const], input: { from: i + 1, to: i + 1, count: true } }));
+    const c = new BatchCollector(batch, () => {}, { manifest: manifest('combine', jobs), progress: { batch, revision: 2, base: 2, done: '', nextPart: {} } });
+    expect(c.doneCount).toBe(0);
+  });
+
+  it('when replies ahead of their turn pass the bound, then the furthest are spilled first, never the head, and come back as new', () => {
+    const jobs = Array.from({ length: 10 }, (_, i) => ({ id: `B1.${i}`, kinds: ['squares' as const], input: { from: i, to: i } }));
+    const seen: Emitted[] = [];
+    const c = new BatchCollector(batch, (r) => seen.push(r), manifest('ordered', jobs));
+    const reply = (i: number) => msg(`B1.${i}`, { ok: true, kind: 'squares', squares: [i * i] });
+    const ahead = [5, 9, 2, 7, 3].map(reply);
+    for (const m of ahead) expect(c.accept(m)).toEqual([]);
+    expect(c.heldAhead).toBe(5);
+    expect(c.spill(5, Infinity)).toEqual([]);
+    const out = c.spill(2, Infinity);
+    expect(out.map((m) => m.properties.correlationId)).toEqual(['B1.9', 'B1.7', 'B1.5']);
+    expect(c.heldAhead).toBe(2);
+    // The spilled ones come back later as new deliveries and are taken in as usual.
+    for (const i of [0, 1, 4, 6, 8]) c.accept(reply(i));
+    for (const m of out) c.accept({ ...m });
+    expect(c.complete).toBe(true);
+    expect(seen.map(label)).toEqual(jobs.map((j) => `${j.id}:squares`));
+    expect(c.stats).toEqual({ received: 10, duplicates: 0, unexpected: 0 });
+    expect(c.heldAhead).toBe(0);
+    expect(c.heldBytes).toBe(0);
+  });
+
+  it('when replies arrive in any order and the bound is small, then spilling and taking back gives every result once, in order', () => {
+    let seed = 11;
+    const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    for (let round = 0; round < 20; round++) {
+      const n = 200;
+      const jobs = Array.from({ length: n }, (_, i) => ({ id: `B1.${i}`, kinds: ['squares' as const], input: { from: i, to: i } }));
+      const seen: Emitted[] = [];
+      const c = new BatchCollector(batch, (r) => seen.push(r), manifest('ordered', jobs));
+      // The reply queue: a shuffled batch with some duplicates; spilled replies go to its back.
+      const queue = Array.from({ length: n }, (_, i) => i).sort(() => rand() - 0.5);
+      for (let k = 0; k < 20; k++) queue.push(Math.floor(rand() * n));
+      let steps = 0;
+      const bound = 8;
+      const msgs = queue.map((i) => msg(`B1.${i}`, { ok: true, kind: 'squares', squares: [i * i] }));
+      while (msgs.length && steps++ < 100_000) {
+        c.accept(msgs.shift()!);
+        expect(c.heldAhead).toBeLessThanOrEqual(bound + 1);
+        if (c.heldAhead > bound) msgs.push(...c.spill(bound - 2, Infinity));
+      }
+      expect(c.complete).toBe(true);
+      expect(seen.map((e) => (e.type === 'result' ? e.id : ''))).toEqual(jobs.map((j) => j.id));
+    }
+  });
+
+  it('when stopped early, then the checkpoint records what is done and where a list in parts resumes', () => {
     const jobs = [0, 1].map((i) => ({ id: `B1.${i}`, kinds: ['squares' as const], input: { from: i, to: i } }));
     const c = new BatchCollector(batch, () => {}, manifest('ordered', jobs));
     c.accept(msg('B1.0', { ok: true, kind: 'squares', squares: [0] }));
     c.accept(msg('B1.1', part('squares', [1], 0, false)));
     expect(c.emittedCount).toBe(2);
-    expect(c.progress(1)).toEqual({ batch, revision: 1, done: 'AQ==', nextPart: { '1': 1 } });
-    expect(new BatchCollector(batch, () => {}, manifest('combine', jobs)).progress(1)).toBeUndefined();
+    expect(c.progress(1)).toEqual({ batch, revision: 1, base: 1, done: '', nextPart: { '1': 1 } });
   });
 });

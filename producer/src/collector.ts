@@ -8,10 +8,25 @@ import {
   type Progress,
   type Result,
   type ResultKind,
+  type Totals,
 } from '@amqp-pipeline/shared';
 import type { ConsumeMessage } from 'amqplib';
+import { emptyTotals, encodeDone, foldSummary, recordedDone, totalsOf } from './checkpoint.js';
 
-type Msg = Pick<ConsumeMessage, 'content' | 'properties'>;
+/**
+ * The collector: matches a batch's replies to its jobs, drops duplicates, puts lists in order.
+ *
+ * State kept (all in memory, rebuilt from the manifest and the newest progress record):
+ * - per expected result (job x kind): done or not, the next part owed, and the parts or
+ *   results that came ahead of their turn (`waiting`: the only replies ever held back);
+ * - for `ordered` batches, per kind, the head: the first result not yet written out;
+ * - for `combine` batches, per kind, the running totals of the summaries folded in;
+ * - messages that came before the manifest (a `collect` that has not read it yet).
+ * It never touches the broker: it says which messages may be acknowledged (`accept`), which to
+ * send round again to make room (`spill`), and what a checkpoint records (`progress`).
+ */
+
+export type Msg = Pick<ConsumeMessage, 'content' | 'properties'>;
 
 /** A result (or one part of a long list) matched to its job, ready to print. */
 export interface CollectedResult {
@@ -57,6 +72,8 @@ export interface MissingResult {
 interface Owed {
   id: string;
   order: number;
+  /** Place in its kind's list (for `ordered`: how far from the head it is). */
+  pos: number;
   /** Number of this result in manifest order (its bit in a progress checkpoint). */
   ordinal: number;
   kind: ResultKind;
@@ -67,8 +84,6 @@ interface Owed {
   failed: boolean;
   /** Parts (or whole results) that arrived ahead of their turn, with their messages. */
   waiting: Map<number, { result: Result; msg: Msg }>;
-  /** For `combine`: the summary (or failure) of this job, and its message (acked at the end). */
-  final?: { result: Result; msg: Msg };
 }
 
 function partIndex(r: Result): { index: number; last: boolean } {
@@ -96,9 +111,10 @@ function resultKey(id: string, result: Result): string {
 /**
  * Matches the replies of one batch to its jobs by correlation id and kind, drops duplicates
  * and strangers, puts lists back in order (parts within a result; for `ordered` batches,
- * jobs within a kind), adds summaries for `combine` batches, and says which messages may be
- * acknowledged: a message is released once what it carries has been emitted (or dropped);
- * the manifest and `combine` summaries are released only when the batch is complete.
+ * jobs within a kind), folds summaries into running totals for `combine` batches, and says
+ * which messages may be acknowledged: a message is released as soon as what it carries has
+ * been emitted, folded in, or dropped. Only replies ahead of their turn are held back, and
+ * `spill` hands the furthest of them back when they grow past a bound.
  * Pure bookkeeping: it never touches the broker.
  */
 export class BatchCollector {
@@ -112,6 +128,9 @@ export class BatchCollector {
   private queues = new Map<ResultKind, { list: Owed[]; head: number }>();
   private early: Msg[] = [];
   private heldCount = 0;
+  private heldBytesTotal = 0;
+  /** For `combine`: per kind, the summaries folded in so far. */
+  private totals = new Map<ResultKind, Totals>();
   private failures = 0;
   private emitted = 0;
   /** Entries done (kept as a count: it is read for every message). */
@@ -175,9 +194,56 @@ export class BatchCollector {
     return this.manifest !== undefined && this.doneTotal === this.owed.size;
   }
 
-  /** Messages held back unacknowledged (out-of-order parts, summaries, the manifest). */
+  /** Messages held back unacknowledged (replies ahead of their turn, the manifest, replies before the manifest). */
   get held(): number {
     return this.heldCount + (this.manifestMsg ? 1 : 0) + this.early.length;
+  }
+
+  /** Replies held back ahead of their turn (what `spill` can take back). */
+  get heldAhead(): number {
+    return this.heldCount;
+  }
+
+  /** Bytes of the replies held back ahead of their turn. */
+  get heldBytes(): number {
+    return this.heldBytesTotal;
+  }
+
+  /**
+   * Makes room: takes back replies held ahead of their turn, the furthest from their turn
+   * first, until at most `maxHeld` messages and `maxBytes` bytes are held. The caller sends
+   * each round again (a copy to the back of the reply queue, confirmed) before it acks the
+   * original, so nothing is lost; when the copy comes back it is taken in like any reply.
+   * Never returns a reply that is in its turn (those are emitted at once, never held).
+   */
+  spill(maxHeld: number, maxBytes: number): Msg[] {
+    if (this.heldCount <= maxHeld && this.heldBytesTotal <= maxBytes) return [];
+    const held: { o: Owed; index: number; msg: Msg; distance: number }[] = [];
+    for (const o of this.byOrdinal) {
+      if (o.waiting.size === 0) continue;
+      const q = this.queues.get(o.kind);
+      const ahead = q ? o.pos - q.head : 0;
+      for (const [index, w] of o.waiting) held.push({ o, index, msg: w.msg, distance: ahead * 1e6 + (index - o.nextPart) });
+    }
+    held.sort((a, b) => b.distance - a.distance);
+    const out: Msg[] = [];
+    for (const h of held) {
+      if (this.heldCount <= maxHeld && this.heldBytesTotal <= maxBytes) break;
+      h.o.waiting.delete(h.index);
+      this.unhold(h.msg);
+      out.push(h.msg);
+    }
+    return out;
+  }
+
+  private hold(msg: Msg): void {
+    this.heldCount++;
+    this.heldBytesTotal += msg.content.length;
+  }
+
+  private unhold(msg: Msg): void {
+    this.heldCount--;
+    this.heldBytesTotal -= msg.content.length;
   }
 
   /** Feeds one message from the reply queue; returns the messages that may be acknowledged now. */
@@ -199,6 +265,7 @@ export class BatchCollector {
       return early.flatMap((m) => this.accept(m));
     }
     if (!this.manifest) {
+      if (this.passThrough) return this.passOn(msg);
       this.early.push(msg);
       return [];
     }
@@ -217,11 +284,11 @@ export class BatchCollector {
     return [...this.owed.values()].filter((o) => !o.done).map((o) => ({ id: o.id, kind: o.kind, input: o.input }));
   }
 
-  /** Messages to acknowledge once the batch is complete and everything has been emitted. */
+  /** Emits the combined results (for `combine`); returns the manifest's message, to acknowledge at the end. */
   finish(): Msg[] {
     const out: Msg[] = [];
     if (this.manifest?.output === 'combine') {
-      for (const kind of this.kinds()) out.push(...this.emitCombined(kind));
+      for (const kind of this.kinds()) this.emitCombined(kind);
     }
     if (this.manifestMsg) out.push(this.manifestMsg);
     this.manifestMsg = undefined;
@@ -229,24 +296,45 @@ export class BatchCollector {
   }
 
   /**
-   * A checkpoint of what has been written out: every result done, and for lists sent in parts
-   * and written out in part, the next part owed. For `combine` nothing is written before the
-   * end, so there is nothing to record. `revision` is the caller's counter.
+   * A checkpoint of what has been taken in: every result done (written out, or folded into the
+   * totals), for lists sent in parts and written out in part the next part owed, and for
+   * `combine` the totals. `revision` is the caller's counter. Undefined until the jobs are known.
    */
   progress(revision: number): Progress | undefined {
-    if (!this.manifest || this.manifest.output === 'combine') return undefined;
-    const bits = Buffer.alloc((this.byOrdinal.length + 7) >> 3);
+    if (!this.manifest) return undefined;
+    const { base, done } = encodeDone(this.byOrdinal.length, (i) => (this.byOrdinal[i] as Owed).done);
     const nextPart: Record<string, number> = {};
-    for (const o of this.byOrdinal) {
-      if (o.done) bits[o.ordinal >> 3] = (bits[o.ordinal >> 3] as number) | (1 << (o.ordinal & 7));
-      else if (o.nextPart > 0) nextPart[String(o.ordinal)] = o.nextPart;
-    }
-    return { batch: this.batch, revision, done: bits.toString('base64'), nextPart };
+    for (const o of this.byOrdinal) if (!o.done && o.nextPart > 0) nextPart[String(o.ordinal)] = o.nextPart;
+    const record: Progress = { batch: this.batch, revision, base, done, nextPart };
+    if (this.manifest.output === 'combine') record.totals = Object.fromEntries(this.totals);
+    return record;
   }
 
   /** The message of the manifest currently held (to acknowledge when it is replaced). */
   get manifestMessage(): Msg | undefined {
     return this.manifestMsg;
+  }
+
+  /**
+   * With no manifest to come (a `collect` of a batch whose producer died before writing it),
+   * each result is emitted as it arrives, as it is, and released: the window never fills.
+   */
+  private passThrough = false;
+  expectNoManifest(): void {
+    this.passThrough = true;
+    for (const m of this.early.splice(0)) this.passOn(m);
+  }
+
+  private passOn(m: Msg): Msg[] {
+    const parsed = ResultSchema.safeParse(safeJson(m.content));
+    if (!parsed.success) {
+      this.stats.unexpected++;
+      return [m];
+    }
+    this.stats.received++;
+    if (!parsed.data.ok) this.failures++;
+    this.emit({ type: 'result', batch: this.batch, id: String(m.properties.correlationId ?? ''), input: {}, result: parsed.data });
+    return [m];
   }
 
   /** For a collect that never saw a manifest: what arrived, as it is, in arrival order. */
@@ -271,6 +359,7 @@ export class BatchCollector {
         const o: Owed = {
           id: job.id,
           order,
+          pos: 0,
           ordinal: this.byOrdinal.length,
           kind,
           input: job.input,
@@ -284,18 +373,26 @@ export class BatchCollector {
         if (manifest.output === 'ordered') {
           let q = this.queues.get(kind);
           if (!q) this.queues.set(kind, (q = { list: [], head: 0 }));
+          o.pos = q.list.length;
           q.list.push(o);
         }
       }
     });
-    if (progress && progress.batch === this.batch && manifest.output !== 'combine') this.resume(progress);
+    if (progress && progress.batch === this.batch) this.resume(progress);
   }
 
-  /** Takes what earlier sessions wrote out (a progress checkpoint) as done. */
+  /** Takes what earlier sessions took in (a progress checkpoint) as done. */
   private resume(progress: Progress): void {
+    // A combine batch can resume only from a record with its totals: one without (written by
+    // an older producer, which recorded nothing for combine) says nothing was folded in.
+    if (this.manifest?.output === 'combine') {
+      if (!progress.totals) return;
+      this.totals = totalsOf(progress);
+      for (const t of this.totals.values()) if (t.failure) this.failures++;
+    }
     const bits = Buffer.from(progress.done, 'base64');
     for (const o of this.byOrdinal) {
-      if (((bits[o.ordinal >> 3] ?? 0) >> (o.ordinal & 7)) & 1) {
+      if (recordedDone(progress, o.ordinal, bits)) {
         o.done = true;
         this.doneTotal++;
       } else {
@@ -308,21 +405,21 @@ export class BatchCollector {
 
   private take(o: Owed, result: Result, msg: Msg): Msg[] {
     if (this.manifest?.output === 'combine') {
-      if (o.final && !this.alive(o.final.msg)) {
-        o.final.msg = msg;
-        return [];
-      }
-      if (o.final || o.done) {
+      if (o.done) {
         this.stats.duplicates++;
         return [msg];
       }
-      o.final = { result, msg };
       o.done = true;
       this.doneTotal++;
       this.stats.received++;
+      this.emitted++;
       if (!result.ok) this.failures++;
-      this.heldCount++;
-      return [];
+      if (!result.ok || 'summary' in result) {
+        this.totals.set(o.kind, foldSummary(this.totals.get(o.kind) ?? emptyTotals(), o.order, result));
+      } else {
+        this.totals.set(o.kind, { ...(this.totals.get(o.kind) ?? emptyTotals()), jobs: (this.totals.get(o.kind)?.jobs ?? 0) + 1 });
+      }
+      return [msg];
     }
     const { index } = result.ok ? partIndex(result) : { index: o.nextPart };
     const held = o.waiting.get(index);
@@ -335,7 +432,7 @@ export class BatchCollector {
       return [msg];
     }
     o.waiting.set(index, { result, msg });
-    this.heldCount++;
+    this.hold(msg);
     return this.drain(o);
   }
 
@@ -350,7 +447,7 @@ export class BatchCollector {
       const next = current.waiting.get(current.nextPart);
       if (!next) break;
       current.waiting.delete(current.nextPart);
-      this.heldCount--;
+      this.unhold(next.msg);
       released.push(next.msg);
       this.emitted++;
       if (this.written(resultKey(current.id, next.result))) {
@@ -372,7 +469,7 @@ export class BatchCollector {
         for (const w of current.waiting.values()) {
           released.push(w.msg);
           this.stats.duplicates++;
-          this.heldCount--;
+          this.unhold(w.msg);
         }
         current.waiting.clear();
         if (!q) break;
@@ -384,38 +481,23 @@ export class BatchCollector {
     return released;
   }
 
-  private emitCombined(kind: ResultKind): Msg[] {
-    const entries = [...this.owed.values()].filter((o) => o.kind === kind).sort((a, b) => a.order - b.order);
-    const msgs = entries.flatMap((o) => (o.final ? [o.final.msg] : []));
-    this.heldCount -= msgs.length;
+  private emitCombined(kind: ResultKind): void {
+    const jobs = this.byOrdinal.filter((o) => o.kind === kind).length;
     const input = this.manifest?.request ?? {};
-    if (this.written(combinedKey(this.batch, kind))) return msgs;
-    const failure = entries.find((o) => o.final && !o.final.result.ok)?.final?.result;
-    if (failure && !failure.ok) {
-      this.emit({ type: 'combined', batch: this.batch, kind, input, jobs: entries.length, result: failure });
-      return msgs;
-    }
-    let count = 0;
-    let sum = 0n;
-    let first: number | string | null = null;
-    let last: number | string | null = null;
-    for (const o of entries) {
-      const r = o.final?.result;
-      if (!r || !r.ok || !('summary' in r)) continue;
-      count += r.summary.count;
-      sum += BigInt(r.summary.sum);
-      if (first === null && r.summary.first !== null) first = r.summary.first;
-      if (r.summary.last !== null) last = r.summary.last;
+    if (this.written(combinedKey(this.batch, kind))) return;
+    const t = this.totals.get(kind) ?? emptyTotals();
+    if (t.failure) {
+      this.emit({ type: 'combined', batch: this.batch, kind, input, jobs, result: { ok: false, kind, error: t.failure.error } });
+      return;
     }
     this.emit({
       type: 'combined',
       batch: this.batch,
       kind,
       input,
-      jobs: entries.length,
-      result: { ok: true, kind, summary: { count, first, last, sum: sum.toString() } },
+      jobs,
+      result: { ok: true, kind, summary: { count: t.count, first: t.first, last: t.last, sum: t.sum } },
     });
-    return msgs;
   }
 }
 

@@ -67,6 +67,6 @@ export {
   type SuccessResult,
   type FailureResult,
 } from './messages/result.js';
-export { ManifestSchema, OutputMode, MANIFEST_TYPE, ProgressSchema, PROGRESS_TYPE, type Manifest, type Progress } from './messages/manifest.js';
+export { ManifestSchema, OutputMode, MANIFEST_TYPE, ProgressSchema, PROGRESS_TYPE, TotalsSchema, type Manifest, type Progress, type Totals } from './messages/manifest.js';
 export { serviceMain, EXIT_CONFIG } from './service.js';
 export { brokerDefinitions, defaultUsers, rabbitPasswordHash, type UserSpec } from './definitions.js';

@@ -39,6 +39,32 @@ export const ManifestSchema = z.object({
 
 export type Manifest = z.infer<typeof ManifestSchema>;
 
+const Scalar = z.union([z.number(), z.string()]).nullable();
+
+/** Summaries added up so far, for one kind of a `combine` batch. */
+export const TotalsSchema = z.object({
+  /** Jobs folded in. */
+  jobs: z.number().int().min(0),
+  count: z.number().int().min(0),
+  /** Exact sum, as a decimal string. */
+  sum: z.string().regex(/^-?\d+$/),
+  /** The smallest value seen and the job (manifest order) it came from; null/-1 if none yet. */
+  first: Scalar,
+  firstJob: z.number().int().min(-1),
+  /** The largest value seen and its job. */
+  last: Scalar,
+  lastJob: z.number().int().min(-1),
+  /** The failure of the earliest failed job (manifest order), if any failed: it is what the batch prints. */
+  failure: z
+    .object({
+      job: z.number().int().min(0),
+      error: z.object({ code: z.string(), message: z.string() }).passthrough(),
+    })
+    .optional(),
+});
+
+export type Totals = z.infer<typeof TotalsSchema>;
+
 export const PROGRESS_TYPE = 'pipeline.progress.v1';
 
 /**
@@ -51,10 +77,25 @@ export const ProgressSchema = z.object({
   batch: z.string(),
   /** Counts up with each checkpoint. */
   revision: z.number().int().min(1),
-  /** Bitmap (base64, bit i = byte i >> 3, bit i & 7) of the results written out completely. */
+  /**
+   * Every result numbered below this is written out (or, for `combine`, folded into `totals`);
+   * `done` covers the ones from here on. Absent in records of older producers: 0.
+   */
+  base: z.number().int().min(0).default(0),
+  /**
+   * Bitmap (base64, bit i = byte i >> 3, bit i & 7) of the results from `base` on that are
+   * written out completely (result number `base + i`).
+   */
   done: z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/),
   /** For lists sent in parts and written out in part: result number -> next part owed. */
   nextPart: z.record(z.string().regex(/^\d+$/), z.number().int().min(1)).default({}),
+  /**
+   * For `combine` batches: per kind, the running totals of every summary recorded as done,
+   * so a later `collect` adds only the rest (and never one twice).
+   */
+  totals: z.partialRecord(z.enum(ResultKinds), TotalsSchema).optional(),
 });
+
+
 
 export type Progress = z.infer<typeof ProgressSchema>;

@@ -1,0 +1,294 @@
+/**
+ * Reading one batch's results: the reply window (reply-window.ts) feeds the collector
+ * (collector.ts); what the collector releases is acknowledged at the next checkpoint
+ * (checkpoint.ts), after the progress record that covers it; replies held ahead of their turn
+ * past the window's bound are spilled (sent round again) to make room.
+ *
+ * State kept (per batch):
+ * - the replies released and waiting for the next checkpoint's ack (`pending`, and their bytes);
+ * - the progress record's revision, and how much had been taken in at the last record;
+ * - the last write of the output (a checkpoint waits for it: nothing is recorded unwritten);
+ * - spills under way, and the back-off between spills that brought no progress;
+ * - whether the batch is ending (`stopping`): replies that come after stay unacknowledged.
+ *
+ * Why it cannot stall: the window's prefetch never changes, and it always has room for the
+ * reply in turn. Held replies are kept to `holdMessages` by spilling; released ones are acked
+ * by a checkpoint that is due well before they could fill the rest, and that is never skipped
+ * (CheckpointRunner); a 1-second ticker covers the last few. `ReplyWindow.watch` checks this
+ * every second and logs an error should it ever fail (results ready, room, nothing arriving).
+ */
+import {
+  PROGRESS_TYPE,
+  declareProgressQueue,
+  manifestQueueName,
+  progressQueueName,
+  within,
+  type Logger,
+  type Manifest,
+  type Progress,
+} from '@amqp-pipeline/shared';
+import type { ConsumeMessage, RecoveringChannelModel } from 'amqplib';
+import { CHECKPOINT_MS, CheckpointRunner, checkpointDue, checkpointEvery } from './checkpoint.js';
+import { BatchCollector, type CollectorStats, type Emitted, type MissingResult, type Msg } from './collector.js';
+import type { ReliablePublisher } from './job-publisher.js';
+import { ReplyWindow, windowFor, type WindowLimits } from './reply-window.js';
+
+export interface BatchOutcome {
+  batch: string;
+  jobs: number;
+  /** Every expected result arrived. */
+  complete: boolean;
+  /** Results that did not arrive in time (they stay in the reply queue for `collect`). */
+  missing: MissingResult[];
+  stats: CollectorStats;
+  /** How many results were `ok: false`. */
+  failed: number;
+  /** The reply window: its prefetch, replies spilled to make room, stalls seen (always 0 unless there is a bug). */
+  window: { prefetch: number; spilled: number; stalls: number };
+}
+
+export interface GatherOptions {
+  onResult?: ((r: Emitted) => void | Promise<void>) | undefined;
+  onProgress?: ((done: number, total: number) => void) | undefined;
+  written?: ((key: string) => boolean) | undefined;
+  timeoutMs: number;
+  signal?: AbortSignal | undefined;
+  manifest?: Manifest | undefined;
+  progress?: Progress | undefined;
+  /** The reply window's limits; by default chosen from the jobs (windowFor). */
+  window?: WindowLimits | undefined;
+}
+
+export interface GatherDeps {
+  model: RecoveringChannelModel;
+  publisher: ReliablePublisher;
+  log: Logger;
+  replyTtlMs: number;
+  /** True once the client is closing. */
+  closing: () => boolean;
+  /** Registers a clean-up the client's `close()` waits for. */
+  track: (cleanup: Promise<void>) => void;
+}
+
+/** First wait before a spill that follows one which brought no progress, ms; it doubles up to SPILL_BACKOFF_MAX_MS. */
+const SPILL_BACKOFF_MS = 100;
+const SPILL_BACKOFF_MAX_MS = 2000;
+/** Longest wait for a checkpoint or the output at the end of a batch, ms. */
+const END_WAIT_MS = 5000;
+
+export async function gather(
+  deps: GatherDeps,
+  batch: string,
+  replyQueue: string,
+  opts: GatherOptions,
+): Promise<{ done: Promise<BatchOutcome>; stop: (completed: boolean) => Promise<void> }> {
+  const { log } = deps;
+  let written: Promise<void> = Promise.resolve();
+  /** Waits until everything emitted so far has been written out (a write may start meanwhile). */
+  const outputSettled = async () => {
+    let w: Promise<void>;
+    do {
+      w = written;
+      await w.catch(() => {});
+    } while (w !== written);
+  };
+  let window: ReplyWindow;
+  const collector = new BatchCollector(
+    batch,
+    (r) => {
+      const w = opts.onResult?.(r);
+      if (w) written = w;
+    },
+    opts.manifest ? { manifest: opts.manifest, progress: opts.progress } : undefined,
+    (m) => window.alive(m),
+    opts.written,
+  );
+  if (!opts.manifest) collector.expectNoManifest();
+  const limits = opts.window ?? windowFor(opts.manifest?.jobs ?? []);
+  const every = checkpointEvery(limits.prefetch, limits.holdMessages);
+
+  let pending: Msg[] = [];
+  let pendingBytes = 0;
+  const progressQueue = progressQueueName(batch);
+  let progressDeclared = opts.progress !== undefined;
+  let revision = opts.progress?.revision ?? 0;
+  let recordedAt = collector.emittedCount;
+
+  /** Records what was taken in (if anything was since the last record), then acks. */
+  const checkpoint = async (): Promise<void> => {
+    await outputSettled();
+    const toAck = pending;
+    pending = [];
+    pendingBytes = 0;
+    const taken = collector.emittedCount;
+    if (taken !== recordedAt) {
+      const record = collector.progress(revision + 1);
+      if (record) {
+        const publisher = await deps.publisher.live();
+        if (!progressDeclared) {
+          await declareProgressQueue(publisher.channel, batch, deps.replyTtlMs);
+          progressDeclared = true;
+        }
+        await publisher.publish('', progressQueue, Buffer.from(JSON.stringify(record)), {
+          contentType: 'application/json',
+          persistent: true,
+          type: PROGRESS_TYPE,
+          appId: 'pipeline',
+        });
+        revision++;
+        recordedAt = taken;
+      }
+    }
+    for (const m of toAck) window.ack(m);
+    window.flush();
+  };
+  const checkpoints = new CheckpointRunner(checkpoint, (err) => log.debug({ err, batch }, 'checkpoint failed; the replies stay unacknowledged'));
+
+  // Spills: a copy of each reply sent to the back of the reply queue, confirmed, then the
+  // original acked. A spill that brought no progress (the reply in turn has not come) waits a
+  // little before the next, so replies circle slowly while the one in turn is still being worked on.
+  let spilled = 0;
+  let spilling = 0;
+  let backoff = 0;
+  let lastSpill = { at: 0, done: -1 };
+  let spillTimer: NodeJS.Timeout | undefined;
+  const spill = (msgs: Msg[]) => {
+    spilled += msgs.length;
+    for (const m of msgs) {
+      spilling++;
+      const p = m.properties;
+      const headers = { ...(p.headers ?? {}), 'x-pipeline-spilled': Number(p.headers?.['x-pipeline-spilled'] ?? 0) + 1 };
+      void deps.publisher
+        .publish(
+          '',
+          replyQueue,
+          m.content,
+          {
+            persistent: true,
+            headers,
+            ...(p.correlationId !== undefined ? { correlationId: p.correlationId } : {}),
+            ...(p.messageId !== undefined ? { messageId: p.messageId } : {}),
+            ...(p.contentType !== undefined ? { contentType: p.contentType } : {}),
+            ...(p.type !== undefined ? { type: p.type } : {}),
+            ...(p.appId !== undefined ? { appId: p.appId } : {}),
+          },
+          Date.now() + opts.timeoutMs,
+        )
+        .then(
+          () => window.ack(m),
+          // Not sent round: the reply stays unacknowledged, and comes back when the channel closes.
+          (err: unknown) => log.warn({ err, batch }, 'a held reply could not be sent round; it stays unacknowledged'),
+        )
+        .finally(() => spilling--);
+    }
+  };
+  const maybeSpill = () => {
+    if (stopping || spillTimer) return;
+    if (collector.heldAhead <= limits.holdMessages && collector.heldBytes <= limits.holdBytes) return;
+    const progressed = collector.doneCount !== lastSpill.done;
+    backoff = progressed ? 0 : Math.min(SPILL_BACKOFF_MAX_MS, Math.max(SPILL_BACKOFF_MS, backoff * 2));
+    const wait = lastSpill.at + backoff - Date.now();
+    if (wait > 0) {
+      spillTimer = setTimeout(() => {
+        spillTimer = undefined;
+        maybeSpill();
+      }, wait);
+      return;
+    }
+    lastSpill = { at: Date.now(), done: collector.doneCount };
+    // Down to three quarters of the bound, so spills come in runs, not one reply at a time.
+    spill(collector.spill(Math.floor((limits.holdMessages * 3) / 4), Math.floor((limits.holdBytes * 3) / 4)));
+  };
+
+  let settle!: (completed: boolean) => void;
+  const finished = new Promise<boolean>((resolve) => (settle = resolve));
+  let stopping = false;
+
+  const onMessage = (msg: ConsumeMessage | null) => {
+    if (msg === null) return settle(false); // the queue was deleted
+    // After the end nothing more is taken in: what arrives now stays unacknowledged, and
+    // goes back to the queue (for `collect`) when the channel closes.
+    if (stopping) return;
+    for (const m of collector.accept(msg)) {
+      pending.push(m);
+      pendingBytes += m.content.length;
+    }
+    opts.onProgress?.(collector.doneCount, collector.expectedCount);
+    if (collector.complete) return settle(true);
+    if (checkpointDue(pending.length, pendingBytes, every)) void checkpoints.request();
+    maybeSpill();
+  };
+
+  window = new ReplyWindow({
+    model: deps.model,
+    queue: replyQueue,
+    prefetch: limits.prefetch,
+    log: log.child({ batch }),
+    onMessage,
+    closing: deps.closing,
+    onGone: () => settle(false),
+  });
+  await window.start();
+  const ticker = setInterval(() => {
+    if (pending.length) void checkpoints.request();
+    void window.watch(collector.held + pending.length + spilling, {
+      held: collector.held,
+      heldBytes: collector.heldBytes,
+      awaitingCheckpoint: pending.length,
+      spilling,
+      done: collector.doneCount,
+      expected: collector.expectedCount,
+    });
+  }, CHECKPOINT_MS);
+  const timer = setTimeout(() => settle(false), opts.timeoutMs);
+  if (opts.signal?.aborted) settle(false);
+  opts.signal?.addEventListener('abort', () => settle(false), { once: true });
+
+  /**
+   * Ends the batch: on completion everything is acked and the queues deleted; on an early stop
+   * a last checkpoint records what was taken in. The outcome is known before this clean-up,
+   * so callers get it at once; the client's `close()` waits for the clean-up.
+   */
+  const stop = async (completed: boolean) => {
+    if (stopping) return;
+    stopping = true;
+    clearTimeout(timer);
+    clearInterval(ticker);
+    clearTimeout(spillTimer);
+    if (completed) for (const m of collector.finish()) pending.push(m); // emits combined results now
+    const w = window;
+    const cleanup = (async () => {
+      // Bounded: with the connection down, a checkpoint under way cannot finish.
+      await within(checkpoints.idle(), END_WAIT_MS);
+      await within(outputSettled(), END_WAIT_MS);
+      try {
+        if (completed && w?.open) {
+          for (const m of pending) w.ack(m);
+          pending = [];
+          w.flush();
+          await w.deleteQueues([replyQueue, manifestQueueName(batch), ...(progressDeclared ? [progressQueue] : [])]);
+        } else if (w?.open) {
+          await within(checkpoints.request(), END_WAIT_MS);
+        }
+      } finally {
+        if (w) await within(w.close(), END_WAIT_MS);
+      }
+    })();
+    deps.track(cleanup);
+    // An early stop must have its progress written before anyone may `collect`.
+    if (!completed) await cleanup.catch(() => {});
+  };
+  const done = finished.then(async (completed) => {
+    await stop(completed).catch(() => {});
+    return {
+      batch,
+      jobs: collector.jobCount,
+      complete: completed,
+      missing: collector.missing(),
+      stats: { ...collector.stats },
+      failed: collector.failedCount,
+      window: { prefetch: limits.prefetch, spilled, stalls: window.stalls },
+    };
+  });
+  return { done, stop };
+}
