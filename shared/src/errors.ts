@@ -31,6 +31,12 @@ export const ErrorCodes = {
   FETCH_TIMEOUT: 'PIPELINE_ERR_FETCH_TIMEOUT',
   /** The connection to the page's server failed or was reset. */
   FETCH_FAILED: 'PIPELINE_ERR_FETCH_FAILED',
+  /**
+   * The page's host name does not exist: DNS answered that there is no such name, or no
+   * address for it (getaddrinfo's ENOTFOUND). Not retried; a temporary resolver failure
+   * (EAI_AGAIN) is FETCH_FAILED and retried.
+   */
+  DNS_NOT_FOUND: 'PIPELINE_ERR_DNS_NOT_FOUND',
   /** The server answered with an HTTP error status. */
   HTTP_STATUS: 'PIPELINE_ERR_HTTP_STATUS',
   /** The response is not an HTML document. */

@@ -1,7 +1,7 @@
 import { getEventListeners } from 'node:events';
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import type { AddressInfo, LookupFunction, Socket } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
 import { brotliCompressSync, constants as zlibConstants, createGzip, deflateSync, gzipSync } from 'node:zlib';
 import iconv from 'iconv-lite';
@@ -212,6 +212,7 @@ const routes: Record<string, Handler> = {
   '/chain/2': redirect(302, '/chain/1'),
   '/chain/1': redirect(302, '/plain'),
   '/to-ftp': redirect(302, 'ftp://example.com/file.html'),
+  '/to-nx': redirect(302, 'http://nx.invalid/page'),
   '/redirect-no-location': status(302),
 
   // --- statuses and types ---
@@ -636,6 +637,61 @@ describe('fetchTitle: failures', () => {
       expect(err.code, url).toBe(ErrorCodes.INVALID_URL);
       expect(err.retryable).toBe(false);
     }
+  });
+});
+
+/** The error Node's dns.lookup gives when getaddrinfo fails with `code` for `hostname`. */
+function getaddrinfoError(code: 'ENOTFOUND' | 'EAI_AGAIN', hostname: string): NodeJS.ErrnoException {
+  const errno = code === 'ENOTFOUND' ? -3008 : -3001; // UV_EAI_NONAME, UV_EAI_AGAIN
+  return Object.assign(new Error(`getaddrinfo ${code} ${hostname}`), { code, errno, syscall: 'getaddrinfo', hostname });
+}
+
+describe('fetchTitle: DNS failures', () => {
+  /**
+   * The error that fetching `url` fails with through an Agent whose connections look names
+   * up with a lookup failing with `cause` (IP literals, such as the test server's, are not
+   * looked up), and the names it was asked for. Nothing is sent to a DNS server.
+   */
+  async function withFailingLookup(url: string, cause: NodeJS.ErrnoException): Promise<{ err: PipelineError; lookups: string[] }> {
+    const lookups: string[] = [];
+    const lookup: LookupFunction = (hostname, options, callback) => {
+      lookups.push(hostname);
+      process.nextTick(() => callback(cause, options.all ? [] : ''));
+    };
+    const failing = new Agent({ connect: { lookup } });
+    try {
+      return { err: await rejection(url, { dispatcher: failing }), lookups };
+    } finally {
+      await failing.close();
+    }
+  }
+
+  it('when DNS answers that the name does not exist (ENOTFOUND), then DNS_NOT_FOUND is thrown, not retryable', async () => {
+    const cause = getaddrinfoError('ENOTFOUND', 'nx.invalid');
+    const { err, lookups } = await withFailingLookup('http://nx.invalid/page', cause);
+    expect(err.code).toBe(ErrorCodes.DNS_NOT_FOUND);
+    expect(err.retryable).toBe(false);
+    expect(err.details).toEqual({ url: 'http://nx.invalid/page', host: 'nx.invalid', code: 'ENOTFOUND' });
+    expect(err.cause).toBe(cause);
+    expect(lookups).toEqual(['nx.invalid']);
+  });
+
+  it('when the resolver cannot answer for now (EAI_AGAIN), then FETCH_FAILED is thrown, retryable', async () => {
+    const cause = getaddrinfoError('EAI_AGAIN', 'nx.invalid');
+    const { err, lookups } = await withFailingLookup('http://nx.invalid/page', cause);
+    expect(err.code).toBe(ErrorCodes.FETCH_FAILED);
+    expect(err.retryable).toBe(true);
+    expect(err.details).toMatchObject({ url: 'http://nx.invalid/page', code: 'EAI_AGAIN' });
+    expect(err.cause).toBe(cause);
+    expect(lookups).toEqual(['nx.invalid']);
+  });
+
+  it('when a redirect leads to a name that does not exist, then DNS_NOT_FOUND names that hop', async () => {
+    const { err, lookups } = await withFailingLookup(`${base}/to-nx`, getaddrinfoError('ENOTFOUND', 'nx.invalid'));
+    expect(err.code).toBe(ErrorCodes.DNS_NOT_FOUND);
+    expect(err.retryable).toBe(false);
+    expect(err.details).toMatchObject({ url: 'http://nx.invalid/page', host: 'nx.invalid' });
+    expect(lookups).toEqual(['nx.invalid']);
   });
 });
 

@@ -9,8 +9,9 @@
  * included.
  *
  * Every failure is a PipelineError whose `retryable` flag says whether the same job may
- * succeed later (timeouts, connection failures, 429 and 5xx) or never will (bad URL,
- * 404, not HTML, no title, blocked address).
+ * succeed later (timeouts, connection failures, a resolver that cannot answer now, 429 and
+ * 5xx) or never will (bad URL, a host name that does not exist, 404, not HTML, no title,
+ * blocked address).
  *
  * This function has no opinion about which addresses may be fetched or how many requests
  * a host may receive: that is the business of the dispatcher and the `admit` hook it is
@@ -74,8 +75,9 @@ const UNDICI_TIMEOUT_CODES = new Set([
 /**
  * Fetches `url` and returns its title and final URL.
  *
- * @throws PipelineError with code INVALID_URL, FETCH_TIMEOUT, FETCH_FAILED, HTTP_STATUS,
- *   NOT_HTML, NO_TITLE or PIPELINE_ERR_BLOCKED_ADDRESS (from the dispatcher or `admit`).
+ * @throws PipelineError with code INVALID_URL, FETCH_TIMEOUT, FETCH_FAILED, DNS_NOT_FOUND,
+ *   HTTP_STATUS, NOT_HTML, NO_TITLE or PIPELINE_ERR_BLOCKED_ADDRESS (from the dispatcher or
+ *   `admit`).
  */
 export async function fetchTitle(url: string, opts: FetchTitleOptions): Promise<FetchedTitle> {
   checkFetchOptions(opts);
@@ -596,7 +598,16 @@ function asPipelineError(err: unknown, deadline: Deadline, url: URL, opts: Fetch
       details: { url: url.href, code },
     });
   }
-  // Refused or reset connections, DNS failures, TLS errors, malformed responses, ...
+  // DNS says the name does not exist (or has no address): an answer, not an outage, so the
+  // same job would fail the same way. Node reports EAI_NONAME and EAI_NODATA as ENOTFOUND;
+  // a resolver that cannot answer right now (EAI_AGAIN) falls through and is retried.
+  if (code === 'ENOTFOUND') {
+    return new PipelineError(ErrorCodes.DNS_NOT_FOUND, `cannot fetch ${url.href}: ${url.hostname} not found in DNS`, {
+      cause: err,
+      details: { url: url.href, host: url.hostname, code },
+    });
+  }
+  // Refused or reset connections, temporary DNS failures, TLS errors, malformed responses, ...
   return new PipelineError(ErrorCodes.FETCH_FAILED, `fetching ${url.href} failed: ${reason}`, {
     cause: err,
     retryable: true,

@@ -279,14 +279,6 @@ describe('createTitleFetcher: SSRF protection with FETCH_ALLOW_PRIVATE unset', (
     expect(server.connections).toBe(0);
   });
 
-  it('when the host name does not resolve, then FETCH_FAILED is thrown, retryable, with ENOTFOUND', async () => {
-    const fetcher = makeFetcher();
-    const err = await rejection(fetcher, 'http://nowhere.test/');
-    expect(err.code).toBe(ErrorCodes.FETCH_FAILED);
-    expect(err.retryable).toBe(true);
-    expect(err.details).toMatchObject({ code: 'ENOTFOUND' });
-  });
-
   it('when the test server is allowed by the policy, then its pages are fetched through the guard', async () => {
     const fetcher = makeFetcher({ addressPolicy: testServerAllowed });
     await expect(fetcher.fetch(`${server.base}/plain`)).resolves.toEqual({
@@ -337,6 +329,70 @@ describe('createTitleFetcher: SSRF protection with FETCH_ALLOW_PRIVATE unset', (
     const relaxed = makeFetcher({ ...titleFetcherOptions(loadConfig({ FETCH_ALLOW_PRIVATE: 'true' })), resolver: fakeResolver });
     expect((await relaxed.fetch(`${server.base}/plain`)).title).toBe('Plain page');
     expect((await relaxed.fetch(`http://localhost:${server.port}/plain`)).title).toBe('Plain page');
+  });
+});
+
+/** The error Node's dns.lookup gives when getaddrinfo fails with `code` for `hostname`. */
+function getaddrinfoError(code: 'ENOTFOUND' | 'EAI_AGAIN', hostname: string): NodeJS.ErrnoException {
+  const errno = code === 'ENOTFOUND' ? -3008 : -3001; // UV_EAI_NONAME, UV_EAI_AGAIN
+  return Object.assign(new Error(`getaddrinfo ${code} ${hostname}`), { code, errno, syscall: 'getaddrinfo', hostname });
+}
+
+/** A resolver that fails every name with `err`, recording the names asked for. */
+function failingResolver(err: NodeJS.ErrnoException): Resolver {
+  return async (hostname) => {
+    resolverCalls.push(hostname);
+    throw err;
+  };
+}
+
+describe('createTitleFetcher: DNS failures', () => {
+  it.each(['http', 'https'])(
+    'when DNS answers that the name does not exist (ENOTFOUND, %s), then DNS_NOT_FOUND is thrown, not retryable',
+    async (scheme) => {
+      const cause = getaddrinfoError('ENOTFOUND', 'nx.invalid');
+      const fetcher = makeFetcher({ resolver: failingResolver(cause) });
+      const url = `${scheme}://nx.invalid/page`;
+      const err = await rejection(fetcher, url);
+      expect(err.code).toBe(ErrorCodes.DNS_NOT_FOUND);
+      expect(err.code).toBe('PIPELINE_ERR_DNS_NOT_FOUND');
+      expect(err.retryable).toBe(false);
+      expect(err.message).toBe(`cannot fetch ${url}: nx.invalid not found in DNS`);
+      expect(err.details).toEqual({ url, host: 'nx.invalid', code: 'ENOTFOUND' });
+      // The lookup really ran inside the connection attempt, and its error is kept as the cause.
+      expect(resolverCalls).toEqual(['nx.invalid']);
+      expect(err.cause).toBe(cause);
+    },
+  );
+
+  it('when the resolver cannot answer for now (EAI_AGAIN), then FETCH_FAILED is thrown, retryable', async () => {
+    const cause = getaddrinfoError('EAI_AGAIN', 'nx.invalid');
+    const fetcher = makeFetcher({ resolver: failingResolver(cause) });
+    const err = await rejection(fetcher, 'http://nx.invalid/page');
+    expect(err.code).toBe(ErrorCodes.FETCH_FAILED);
+    expect(err.retryable).toBe(true);
+    expect(err.details).toMatchObject({ url: 'http://nx.invalid/page', code: 'EAI_AGAIN' });
+    expect(resolverCalls).toEqual(['nx.invalid']);
+    expect(err.cause).toBe(cause);
+  });
+
+  it('when the name resolves to no addresses at all, then DNS_NOT_FOUND is thrown, not retryable', async () => {
+    const fetcher = makeFetcher({ resolver: async () => [] });
+    const err = await rejection(fetcher, 'http://empty.test/');
+    expect(err.code).toBe(ErrorCodes.DNS_NOT_FOUND);
+    expect(err.retryable).toBe(false);
+    expect(err.details).toMatchObject({ host: 'empty.test' });
+  });
+
+  it('when an allowed server redirects to a name that does not exist, then DNS_NOT_FOUND names that hop', async () => {
+    const fetcher = makeFetcher({ addressPolicy: testServerAllowed });
+    const target = 'http://nowhere.test/page';
+    const err = await rejection(fetcher, `${server.base}/to?target=${encodeURIComponent(target)}`);
+    expect(err.code).toBe(ErrorCodes.DNS_NOT_FOUND);
+    expect(err.retryable).toBe(false);
+    expect(err.details).toMatchObject({ url: target, host: 'nowhere.test' });
+    expect(resolverCalls).toEqual(['nowhere.test']);
+    expect(server.arrivals.map((a) => a.path)).toEqual(['/to']);
   });
 });
 
