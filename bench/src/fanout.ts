@@ -9,8 +9,9 @@
  *  - the issue's example, `--chunk 5e7` (200 jobs of ~8 ms of sieving each): information,
  *    it shows what a job costs besides its work.
  *
- * The services are long-running: a process starts its worker thread (and compiles the sieve)
- * with its first large range, once. So each configuration is started, warmed up with a small
+ * The services are long-running: a process starts and warms its worker threads as it starts
+ * (PrimePool.warm; the cold-start suite measures what is left of a first range's cost), but its
+ * own code still runs cold on its first jobs. So each configuration is started, warmed up with a small
  * batch of large ranges (every process gets some), then timed over rounds; the median round
  * is reported, the cold first batch in the note.
  *

@@ -13,6 +13,7 @@ const suites: Record<string, () => Promise<Suite>> = {
   pipeline: async () => (await import('./pipeline.js')).run,
   titles: async () => (await import('./titles.js')).run,
   'fan-out': async () => (await import('./fanout.js')).run,
+  'cold-start': async () => (await import('./cold-start.js')).run,
 };
 
 async function main(): Promise<number> {

@@ -1,6 +1,6 @@
 import { MANIFEST_TYPE, type Manifest } from '@amqp-pipeline/shared';
 import { describe, expect, it } from 'vitest';
-import { BatchCollector, type Emitted } from './collector.js';
+import { BatchCollector, type Emitted, type Msg } from './collector.js';
 
 const batch = 'B1';
 const manifest = (output: Manifest['output'], jobs: Manifest['jobs'], request?: Record<string, unknown>): Manifest => ({
@@ -16,7 +16,7 @@ const mixed = manifest('independent', [
   { id: 'B1.1', kinds: ['title'], input: { url: 'http://x/' } },
 ]);
 
-const msg = (correlationId: string, body: unknown, type?: string) => ({
+const msg = (correlationId: string, body: unknown, type?: string): Msg => ({
   content: Buffer.from(typeof body === 'string' ? body : JSON.stringify(body)),
   properties: { correlationId, type } as never,
 });

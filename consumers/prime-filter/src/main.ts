@@ -20,8 +20,15 @@ const SERVICE = 'prime-filter';
 await serviceMain(SERVICE, async () => {
   const config = loadConfig(process.env, { PREFETCH: '128' });
   const log = createLogger(SERVICE, { level: config.LOG_LEVEL });
-  // The sieve runs in worker threads, so heartbeats and acks keep flowing on this one.
+  // The sieve runs in worker threads, so heartbeats and acks keep flowing on this one. They start
+  // and warm up before the first job is taken, so a first large range costs what any other does.
   const pool = new PrimePool({ threads: config.WORKERS });
+  const failedStart = async (err: unknown): Promise<never> => {
+    await pool.close(); // or its threads would keep the process alive
+    throw err;
+  };
+  const { threads, ms } = await pool.warm().catch(failedStart);
+  log.info({ workers: threads.length, kernel: threads[0]?.kernel, ms: Math.round(ms) }, 'sieve worker threads warm');
 
   const consumer = await runConsumer(
     {
@@ -41,11 +48,7 @@ await serviceMain(SERVICE, async () => {
       },
     },
     { config, log },
-  ).catch(async (err: unknown) => {
-    await pool.close(); // or its threads would keep the process alive
-    throw err;
-  });
-  log.info({ workers: pool.threads }, 'sieve worker pool ready (threads start with the first large range)');
+  ).catch(failedStart);
 
   const signal = await shutdownSignal(() => process.exit(130));
   log.info({ signal }, 'shutting down');

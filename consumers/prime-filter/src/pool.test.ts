@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { countPrimes, primesBetween } from './primes.js';
+import { countPrimes, kernelName, primesBetween } from './primes.js';
 
 // The pool's threads load the *compiled* worker (dist/sieve-worker.js): worker threads run plain
 // Node, which cannot load the TypeScript source that vitest runs. So this test drives the built
@@ -90,6 +90,29 @@ describe.skipIf(!built)('PrimePool (built worker from dist; run `npx tsc -b cons
   it('when a range is invalid, then the task rejects with the RangeError from the worker', async () => {
     await expect(pool.list(0.5, 10)).rejects.toThrow(/safe integers/);
     await expect(pool.summary(0, 2 ** 53)).rejects.toThrow(/safe integers/);
+  });
+
+  it('when a pool is warmed, then every thread is up with its kernel loaded, and a first 1e8-wide summary starts no thread', { timeout: 60_000 }, async () => {
+    const fresh = new mod.PrimePool({ threads: 2 });
+    try {
+      expect(fresh.threadIds).toHaveLength(2); // the threads start with the pool, not with a range
+      const warmed = await fresh.warm();
+      // Each thread ran the one-time work once: two reports from two different threads, both
+      // with the kernel this machine has (wasm once build/sieve.wasm is built).
+      expect(warmed.threads).toHaveLength(2);
+      expect(new Set(warmed.threads.map((t) => t.threadId)).size).toBe(2);
+      expect(warmed.threads.map((t) => t.kernel)).toEqual([kernelName(), kernelName()]);
+      expect(fresh.threadsStarted).toBe(2);
+      expect([...fresh.threadIds].sort()).toEqual(warmed.threads.map((t) => t.threadId).sort());
+      expect(await fresh.warm()).toBe(warmed); // once per pool
+
+      expect(await fresh.summary(1, 1e8)).toEqual(countPrimes(1, 1e8));
+      // The range ran on a thread that was already there: none started for it.
+      expect(fresh.threadsStarted).toBe(2);
+      expect([...fresh.threadIds].sort()).toEqual(warmed.threads.map((t) => t.threadId).sort());
+    } finally {
+      await fresh.close();
+    }
   });
 
   it('when threads is 0 or left out, then there is one thread per core; a bad count is refused', async () => {
