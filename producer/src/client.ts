@@ -154,9 +154,12 @@ export class PipelineClient {
     };
     const log = this.log.child({ batch });
 
-    // At most PUBLISH_WINDOW jobs in flight, and a job's message built only when its turn comes.
-    const publishJobs = () =>
+    // At most PUBLISH_WINDOW jobs in flight, and a job's message built only when its turn comes
+    // (for an ordered batch being gathered, also when the reply window can hold its result: `admit`).
+    const publishJobs = (admit?: (i: number) => Promise<void> | undefined) =>
       runLanes(jobs.length, PUBLISH_WINDOW, async (i) => {
+        const turn = admit?.(i);
+        if (turn) await turn;
         const job = jobs[i]!;
         const message = jobMessage(job, correlationIdFor(batch, i), replyQueue);
         await this.publisher.publish(job.exchange, job.routingKey, message.content, message.options, deadline);
@@ -190,7 +193,7 @@ export class PipelineClient {
       manifest,
       window: opts.window,
     });
-    const published = Promise.all([publishJobs(), publishManifest()]);
+    const published = Promise.all([gatheringP.then((g) => publishJobs(g.admit)), publishManifest()]);
     published.catch(() => {}); // handled below, once the consumer is ready; not "unhandled" meanwhile
     const gathering = await gatheringP.catch(async (err: unknown) => {
       await published.catch(() => {});

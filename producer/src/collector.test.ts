@@ -239,6 +239,23 @@ describe('BatchCollector', () => {
     }
   });
 
+  it('when an ordered batch fills in, then its head is the earliest job with a result still owed, over every kind', () => {
+    const jobs = [0, 1, 2].map((i) => ({ id: `B1.${i}`, kinds: ['primes' as const, 'squares' as const], input: { from: i, to: i } }));
+    const c = new BatchCollector(batch, () => {}, manifest('ordered', jobs));
+    expect(c.headOrder).toBe(0);
+    c.accept(msg('B1.0', { ok: true, kind: 'primes', primes: [] }));
+    c.accept(msg('B1.1', { ok: true, kind: 'primes', primes: [] }));
+    expect(c.headOrder).toBe(0); // squares of job 0 still owed
+    c.accept(msg('B1.0', { ok: true, kind: 'squares', squares: [0] }));
+    expect(c.headOrder).toBe(1);
+    c.accept(msg('B1.2', { ok: true, kind: 'squares', squares: [4] }));
+    c.accept(msg('B1.1', { ok: true, kind: 'squares', squares: [1] }));
+    expect(c.headOrder).toBe(2); // primes of job 2 still owed
+    c.accept(msg('B1.2', { ok: true, kind: 'primes', primes: [2] }));
+    expect(c.headOrder).toBe(3);
+    expect(new BatchCollector(batch, () => {}, mixed).headOrder).toBe(Infinity);
+  });
+
   it('when stopped early, then the checkpoint records what is done and where a list in parts resumes', () => {
     const jobs = [0, 1].map((i) => ({ id: `B1.${i}`, kinds: ['squares' as const], input: { from: i, to: i } }));
     const c = new BatchCollector(batch, () => {}, manifest('ordered', jobs));

@@ -199,6 +199,18 @@ export class BatchCollector {
     return this.heldCount + (this.manifestMsg ? 1 : 0) + this.early.length;
   }
 
+  /**
+   * For `ordered`: the job order of the earliest result not yet complete (over all kinds), so
+   * the publisher can keep what it sends within reach of it; the job count once all are done.
+   * For the other outputs (nothing waits for a turn there): Infinity.
+   */
+  get headOrder(): number {
+    if (this.manifest?.output !== 'ordered') return Infinity;
+    let head = this.manifest.jobs.length;
+    for (const q of this.queues.values()) head = Math.min(head, q.list[q.head]?.order ?? head);
+    return head;
+  }
+
   /** Replies held back ahead of their turn (what `spill` can take back). */
   get heldAhead(): number {
     return this.heldCount;

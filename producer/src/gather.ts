@@ -8,11 +8,17 @@
  * - the replies released and waiting for the next checkpoint's ack (`pending`, and their bytes);
  * - the progress record's revision, and how much had been taken in at the last record;
  * - the last write of the output (a checkpoint waits for it: nothing is recorded unwritten);
- * - spills under way, and the back-off between spills that brought no progress;
+ * - for `ordered` batches, the jobs waiting for the lead gate (published once they are within
+ *   `lead` jobs of the head, so results ahead of their turn fit in the window);
+ * - spills under way, the spills paid for by unseen replies (`credits`), and the back-off
+ *   when nothing new has come since the last spill;
  * - whether the batch is ending (`stopping`): replies that come after stay unacknowledged.
  *
  * Why it cannot stall: the window's prefetch never changes, and it always has room for the
- * reply in turn. Held replies are kept to `holdMessages` by spilling; released ones are acked
+ * reply in turn. While a batch is being published, the lead gate keeps the results ahead of
+ * their turn within `holdMessages`, so nothing needs to be sent round (a queue holding replies
+ * far out of order, as `collect` may find it, is the exception). Held replies are kept to
+ * `holdMessages` by spilling; released ones are acked
  * by a checkpoint that is due well before they could fill the rest, and that is never skipped
  * (CheckpointRunner); a 1-second ticker covers the last few. `ReplyWindow.watch` checks this
  * every second and logs an error should it ever fail (results ready, room, nothing arriving).
@@ -28,10 +34,11 @@ import {
   type Progress,
 } from '@amqp-pipeline/shared';
 import type { ConsumeMessage, RecoveringChannelModel } from 'amqplib';
+import { randomUUID } from 'node:crypto';
 import { CHECKPOINT_MS, CheckpointRunner, checkpointDue, checkpointEvery } from './checkpoint.js';
 import { BatchCollector, type CollectorStats, type Emitted, type MissingResult, type Msg } from './collector.js';
 import type { ReliablePublisher } from './job-publisher.js';
-import { ReplyWindow, windowFor, type WindowLimits } from './reply-window.js';
+import { ReplyWindow, leadFor, windowFor, type WindowLimits } from './reply-window.js';
 
 export interface BatchOutcome {
   batch: string;
@@ -70,9 +77,11 @@ export interface GatherDeps {
   track: (cleanup: Promise<void>) => void;
 }
 
-/** First wait before a spill that follows one which brought no progress, ms; it doubles up to SPILL_BACKOFF_MAX_MS. */
-const SPILL_BACKOFF_MS = 100;
-const SPILL_BACKOFF_MAX_MS = 2000;
+/** First wait before a spill that follows one which brought back only replies seen since the last result in turn, ms; it doubles up to SPILL_BACKOFF_MAX_MS. */
+const SPILL_BACKOFF_MS = 50;
+const SPILL_BACKOFF_MAX_MS = 1000;
+/** The spill round a copy went out in: `<session>:<results done then>`. */
+const SPILL_ROUND_HEADER = 'x-pipeline-spill-round';
 /** Longest wait for a checkpoint or the output at the end of a batch, ms. */
 const END_WAIT_MS = 5000;
 
@@ -81,7 +90,12 @@ export async function gather(
   batch: string,
   replyQueue: string,
   opts: GatherOptions,
-): Promise<{ done: Promise<BatchOutcome>; stop: (completed: boolean) => Promise<void> }> {
+): Promise<{
+  done: Promise<BatchOutcome>;
+  stop: (completed: boolean) => Promise<void>;
+  /** Resolves when job `order` may be published (undefined: at once). */
+  admit: (order: number) => Promise<void> | undefined;
+}> {
   const { log } = deps;
   let written: Promise<void> = Promise.resolve();
   /** Waits until everything emitted so far has been written out (a write may start meanwhile). */
@@ -106,6 +120,23 @@ export async function gather(
   if (!opts.manifest) collector.expectNoManifest();
   const limits = opts.window ?? windowFor(opts.manifest?.jobs ?? []);
   const every = checkpointEvery(limits.prefetch, limits.holdMessages);
+
+  // The lead gate (ordered batches only): job i is published once i < head + lead, so results
+  // ahead of their turn stay within what the window holds. Waiters come in job order (the
+  // publisher's lanes take jobs in order), so the front ones are always the next to go.
+  const lead = opts.manifest?.output === 'ordered' ? leadFor(opts.manifest.jobs, limits) : Infinity;
+  const gated: { order: number; go: () => void }[] = [];
+  let gateOpen = lead === Infinity;
+  const openGate = () => {
+    const reach = gateOpen ? Infinity : collector.headOrder + lead;
+    let n = 0;
+    while (n < gated.length && gated[n]!.order < reach) gated[n++]!.go();
+    if (n) gated.splice(0, n);
+  };
+  const admit = (order: number): Promise<void> | undefined => {
+    if (gateOpen || order < collector.headOrder + lead) return undefined;
+    return new Promise<void>((go) => gated.push({ order, go }));
+  };
 
   let pending: Msg[] = [];
   let pendingBytes = 0;
@@ -145,19 +176,33 @@ export async function gather(
   const checkpoints = new CheckpointRunner(checkpoint, (err) => log.debug({ err, batch }, 'checkpoint failed; the replies stay unacknowledged'));
 
   // Spills: a copy of each reply sent to the back of the reply queue, confirmed, then the
-  // original acked. A spill that brought no progress (the reply in turn has not come) waits a
-  // little before the next, so replies circle slowly while the one in turn is still being worked on.
+  // original acked. Each copy is stamped with the round it went out in (this session, and how
+  // many results were done then). Sending replies round only helps if it lets in replies not
+  // seen since the last result in turn (the one in turn may be among them), so spills are paid
+  // for: a reply that arrives unseen (not a copy stamped with the current round) earns one
+  // spill, a result in turn clears the way for a whole run. When nothing new has come, the
+  // next spill waits (a little, doubling): the reply in turn is still being worked on, and
+  // circling replies would only slow down the service doing it. A deep queue is still searched
+  // at the broker's pace: each reply spilled lets in one unseen reply, which pays for the next.
+  const session = randomUUID().slice(0, 8);
+  const roundOf = () => `${session}:${collector.doneCount}`;
   let spilled = 0;
   let spilling = 0;
   let backoff = 0;
   let lastSpill = { at: 0, done: -1 };
+  let credits = 0;
   let spillTimer: NodeJS.Timeout | undefined;
   const spill = (msgs: Msg[]) => {
     spilled += msgs.length;
+    const round = roundOf();
     for (const m of msgs) {
       spilling++;
       const p = m.properties;
-      const headers = { ...(p.headers ?? {}), 'x-pipeline-spilled': Number(p.headers?.['x-pipeline-spilled'] ?? 0) + 1 };
+      const headers = {
+        ...(p.headers ?? {}),
+        'x-pipeline-spilled': Number(p.headers?.['x-pipeline-spilled'] ?? 0) + 1,
+        [SPILL_ROUND_HEADER]: round,
+      };
       void deps.publisher
         .publish(
           '',
@@ -185,19 +230,28 @@ export async function gather(
   const maybeSpill = () => {
     if (stopping || spillTimer) return;
     if (collector.heldAhead <= limits.holdMessages && collector.heldBytes <= limits.holdBytes) return;
-    const progressed = collector.doneCount !== lastSpill.done;
-    backoff = progressed ? 0 : Math.min(SPILL_BACKOFF_MAX_MS, Math.max(SPILL_BACKOFF_MS, backoff * 2));
-    const wait = lastSpill.at + backoff - Date.now();
-    if (wait > 0) {
-      spillTimer = setTimeout(() => {
-        spillTimer = undefined;
-        maybeSpill();
-      }, wait);
-      return;
+    // Down to three quarters of the bound, so spills come in runs, not one reply at a time.
+    let maxHeld = Math.floor((limits.holdMessages * 3) / 4);
+    const maxBytes = Math.floor((limits.holdBytes * 3) / 4);
+    if (collector.doneCount !== lastSpill.done) {
+      backoff = 0;
+    } else if (credits > 0) {
+      backoff = 0;
+      maxHeld = Math.max(maxHeld, collector.heldAhead - credits);
+    } else {
+      backoff = Math.min(SPILL_BACKOFF_MAX_MS, Math.max(SPILL_BACKOFF_MS, backoff * 2));
+      const wait = lastSpill.at + backoff - Date.now();
+      if (wait > 0) {
+        spillTimer = setTimeout(() => {
+          spillTimer = undefined;
+          maybeSpill();
+        }, wait);
+        return;
+      }
     }
     lastSpill = { at: Date.now(), done: collector.doneCount };
-    // Down to three quarters of the bound, so spills come in runs, not one reply at a time.
-    spill(collector.spill(Math.floor((limits.holdMessages * 3) / 4), Math.floor((limits.holdBytes * 3) / 4)));
+    credits = 0;
+    spill(collector.spill(maxHeld, maxBytes));
   };
 
   let settle!: (completed: boolean) => void;
@@ -209,10 +263,12 @@ export async function gather(
     // After the end nothing more is taken in: what arrives now stays unacknowledged, and
     // goes back to the queue (for `collect`) when the channel closes.
     if (stopping) return;
+    if (msg.properties.headers?.[SPILL_ROUND_HEADER] !== roundOf()) credits++;
     for (const m of collector.accept(msg)) {
       pending.push(m);
       pendingBytes += m.content.length;
     }
+    if (gated.length) openGate();
     opts.onProgress?.(collector.doneCount, collector.expectedCount);
     if (collector.complete) return settle(true);
     if (checkpointDue(pending.length, pendingBytes, every)) void checkpoints.request();
@@ -252,6 +308,9 @@ export async function gather(
   const stop = async (completed: boolean) => {
     if (stopping) return;
     stopping = true;
+    // What the manifest promises is published, whatever the end: `collect` gathers the rest.
+    gateOpen = true;
+    openGate();
     clearTimeout(timer);
     clearInterval(ticker);
     clearTimeout(spillTimer);
@@ -290,5 +349,5 @@ export async function gather(
       window: { prefetch: limits.prefetch, spilled, stalls: window.stalls },
     };
   });
-  return { done, stop };
+  return { done, stop, admit };
 }

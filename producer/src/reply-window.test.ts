@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { checkpointEvery } from './checkpoint.js';
 import { reopen } from './reconnect.js';
-import { LARGE_RESULTS_WINDOW, SMALL_RESULTS_WINDOW, windowFor } from './reply-window.js';
+import { LARGE_RESULTS_WINDOW, MIN_LEAD, SMALL_RESULTS_WINDOW, leadFor, windowFor } from './reply-window.js';
 
 describe('windowFor', () => {
   it('when the jobs are counts, titles or short lists, then the window is wide; when a list may come in parts, then it is narrower', () => {
@@ -18,6 +18,22 @@ describe('windowFor', () => {
       // 64 KiB parts: the window's bytes stay near 16-64 MiB.
       expect(w.prefetch * 65536).toBeLessThanOrEqual(64 * 1024 * 1024);
     }
+  });
+});
+
+describe('leadFor', () => {
+  const job = (kinds: string[], input: Record<string, unknown>) => ({ kinds, input });
+  it('when each job brings one small result, then an ordered batch runs as far ahead as the window holds', () => {
+    expect(leadFor([job(['primes'], { from: 1, to: 100 })], SMALL_RESULTS_WINDOW)).toBe(SMALL_RESULTS_WINDOW.holdMessages);
+    expect(leadFor([job(['title'], { url: 'http://x/' })], SMALL_RESULTS_WINDOW)).toBe(SMALL_RESULTS_WINDOW.holdMessages);
+    expect(leadFor([job(['primes'], { from: 1, to: 1e9, count: true })], SMALL_RESULTS_WINDOW)).toBe(SMALL_RESULTS_WINDOW.holdMessages);
+  });
+
+  it('when jobs bring two kinds, or lists in several parts, then the window is shared out among them, never below MIN_LEAD', () => {
+    expect(leadFor([job(['primes', 'squares'], { from: 1, to: 100 })], SMALL_RESULTS_WINDOW)).toBe(SMALL_RESULTS_WINDOW.holdMessages / 2);
+    // 10,000 numbers: at most 210,000 bytes, four parts of 64 KiB.
+    expect(leadFor([job(['squares'], { from: 1, to: 10_000 })], LARGE_RESULTS_WINDOW)).toBe(LARGE_RESULTS_WINDOW.holdMessages / 4);
+    expect(leadFor([job(['squares'], { from: 1, to: 1e7 })], LARGE_RESULTS_WINDOW)).toBe(MIN_LEAD);
   });
 });
 

@@ -43,6 +43,31 @@ export function windowFor(jobs: readonly { input: Record<string, unknown> }[]): 
   return SMALL_RESULTS_WINDOW;
 }
 
+/** Fewest jobs an ordered batch keeps published past its head (enough to keep a few services busy). */
+export const MIN_LEAD = 8;
+/** Most bytes a number takes in a list result (a square below 2^64 and its comma). */
+const BYTES_PER_NUMBER = 21;
+const PART_BYTES = 64 * 1024;
+
+/**
+ * How far past the head (the earliest job whose result is not yet complete) an `ordered` batch
+ * publishes: results of jobs after the head must be held until their turn, so publishing no
+ * more than the window can hold keeps them within it, and no reply need ever be sent round.
+ * Each job may bring one result per kind, and a wide list several parts: the lead is the
+ * window's `holdMessages` shared out among them (never below MIN_LEAD: a list so wide that
+ * fewer fit may still be sent round, by the bytes bound).
+ */
+export function leadFor(jobs: readonly { kinds: readonly string[]; input: Record<string, unknown> }[], limits: WindowLimits): number {
+  let perJob = 1;
+  for (const j of jobs) {
+    const { from, to, count } = j.input as { from?: unknown; to?: unknown; count?: unknown };
+    const width = typeof from === 'number' && typeof to === 'number' && count !== true ? to - from + 1 : 0;
+    const parts = Math.max(1, Math.ceil((width * BYTES_PER_NUMBER) / PART_BYTES));
+    perJob = Math.max(perJob, j.kinds.length * parts);
+  }
+  return Math.max(MIN_LEAD, Math.floor(limits.holdMessages / perJob));
+}
+
 /** Nothing arrived for this long while results were ready: a stall (a bug), logged. */
 export const STALL_MS = 5000;
 
