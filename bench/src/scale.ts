@@ -78,7 +78,7 @@ async function runBatch(client: PipelineClient, mode: Mode, jobs: number): Promi
 
 export async function run(): Promise<Row[]> {
   const config = loadConfig(process.env);
-  const env = { AMQP_URL: config.AMQP_URL, LOG_LEVEL: 'warn' };
+  const env = { AMQP_URL: config.AMQP_URL }; // info: readiness is read from the services' logs
   const services = await startServices(['prime-filter', 'prime-filter', 'square-mapper', 'square-mapper'], { env });
   const client = await PipelineClient.connect(config, createLogger('bench-scale', { level: 'warn' }, 2));
   const rows: Row[] = [];

@@ -20,6 +20,7 @@ import {
   type Logger,
   type Manifest,
   type OutputMode,
+  replyQueueType,
 } from '@amqp-pipeline/shared';
 import type { RecoveringChannelModel } from 'amqplib';
 import { mergeProgress } from './checkpoint.js';
@@ -139,7 +140,7 @@ export class PipelineClient {
     const batch = opts.batch ?? newBatchId();
     // Both queues are declared at once; the jobs go out as soon as the reply queue is there,
     // while the manifest queue's declaration (and the manifest) follow.
-    const declaring = declareReplyQueues((await this.publisher.live()).channel, batch, this.config.REPLY_QUEUE_TTL_MS);
+    const declaring = declareReplyQueues((await this.publisher.live()).channel, batch, this.config.REPLY_QUEUE_TTL_MS, replyQueueType(this.config));
     declaring.manifest.catch(() => {}); // awaited below
     await declaring.reply;
     const replyQueue = replyQueueName(batch);
@@ -330,6 +331,7 @@ export class PipelineClient {
         publisher: this.publisher,
         log: this.log,
         replyTtlMs: this.config.REPLY_QUEUE_TTL_MS,
+        replyQueueType: replyQueueType(this.config),
         closing: () => this.closing,
         track: (cleanup) => {
           this.cleanups.add(cleanup);

@@ -71,6 +71,8 @@ export interface GatherDeps {
   publisher: ReliablePublisher;
   log: Logger;
   replyTtlMs: number;
+  /** The type the batch's queues are declared with (its progress queue is declared here). */
+  replyQueueType: 'quorum' | 'classic';
   /** True once the client is closing. */
   closing: () => boolean;
   /** Registers a clean-up the client's `close()` waits for. */
@@ -157,7 +159,7 @@ export async function gather(
       if (record) {
         const publisher = await deps.publisher.live();
         if (!progressDeclared) {
-          await declareProgressQueue(publisher.channel, batch, deps.replyTtlMs);
+          await declareProgressQueue(publisher.channel, batch, deps.replyTtlMs, deps.replyQueueType);
           progressDeclared = true;
         }
         await publisher.publish('', progressQueue, Buffer.from(JSON.stringify(record)), {

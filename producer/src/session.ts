@@ -8,6 +8,7 @@ import {
   type Config,
   type Logger,
   type Result,
+  replyQueueType,
 } from '@amqp-pipeline/shared';
 import type { Channel, ConsumeMessage, Options, RecoveringChannelModel } from 'amqplib';
 import { jobMessage, newBatchId, type JobSpec } from './jobs.js';
@@ -192,7 +193,7 @@ export class PipelineSession {
       void this.reconsume();
     });
     try {
-      await ch.assertQueue(this.replyQueue, { durable: true, arguments: { 'x-queue-type': 'classic', 'x-expires': config.REPLY_QUEUE_TTL_MS } });
+      await ch.assertQueue(this.replyQueue, { durable: true, arguments: { 'x-queue-type': replyQueueType(config), 'x-expires': config.REPLY_QUEUE_TTL_MS } });
       await ch.prefetch(SESSION_PREFETCH);
       const acks = new AckBatcher(ch, (err) => log.debug({ err }, 'session replies not acknowledged (channel closed); they come again'));
       this.channel = ch;

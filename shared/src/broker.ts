@@ -2,7 +2,9 @@ import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import type { Writable } from 'node:stream';
 import amqp, { type ChannelModel, type RecoveringChannelModel } from 'amqplib';
-import { redactUrl } from './config.js';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { brokerUrls, redactUrl } from './config.js';
 import { ErrorCodes, PipelineError } from './errors.js';
 import { BASIC_PUBLISH, encodePublish, type PublishFields } from './frames.js';
 import type { Logger } from './log.js';
@@ -60,11 +62,19 @@ export async function connectBroker(opts: BrokerOptions): Promise<RecoveringChan
     ...(opts.tls?.certFile ? { cert: readFileSync(opts.tls.certFile) } : {}),
     ...(opts.tls?.keyFile ? { key: readFileSync(opts.tls.keyFile) } : {}),
   };
-  const model = await amqp.connect(withHeartbeat(opts.url, opts.heartbeatSeconds), {
-    ...tls,
-    noDelay: true,
-    clientProperties: { connection_name: opts.connectionName, pid: process.pid },
-    recovery: {
+  // One URL per node of a cluster: each attempt (the first connection and every reconnect)
+  // takes the next one, starting from a random one so a fleet spreads over the nodes.
+  const urls = brokerUrls(opts.url).map((u) => withHeartbeat(u, opts.heartbeatSeconds));
+  let next = Math.floor(Math.random() * urls.length);
+  let current = urls[next] as string;
+  const connectOptions = { ...tls, noDelay: true, clientProperties: { connection_name: opts.connectionName, pid: process.pid } };
+  const model = await connectRecovering(
+    () => {
+      current = urls[next % urls.length] as string;
+      next++;
+      return amqp.connect(current, connectOptions);
+    },
+    {
       initialDelay: 200,
       maxDelay: 5000,
       initialMaxRetries: opts.connectRetries,
@@ -76,8 +86,8 @@ export async function connectBroker(opts: BrokerOptions): Promise<RecoveringChan
         await opts.setup?.(m);
       },
     },
-  });
-  model.on('connect', () => log.info({ broker: redactUrl(opts.url) }, 'connected to broker'));
+  );
+  model.on('connect', () => log.info({ broker: redactUrl(current), nodes: urls.length }, 'connected to broker'));
   model.on('disconnect', (err: Error) => log.warn({ err }, 'connection to broker lost; reconnecting'));
   model.on('connect-failed', (err: Error) => log.warn({ err }, 'connection attempt failed'));
   model.on('reconnect-scheduled', (info: { attempt: number; delay: number }) =>
@@ -100,6 +110,25 @@ export async function connectBroker(opts: BrokerOptions): Promise<RecoveringChan
   }
   return model;
 }
+
+/**
+ * amqplib's own recovery (backoff, `setup` after every reconnect, channels that wait for the
+ * connection) around a function that opens a connection. `amqp.connect(url, { recovery })`
+ * builds exactly this around one fixed URL; to try the nodes of a cluster in turn we hand
+ * the same machinery (lib/recovery.js, which amqplib does not export by name) an opener that
+ * picks the next URL each time. This is the only place that reaches into it; if a future
+ * amqplib moves it, this throws at the first connect, and shared/src/broker.test.ts fails.
+ */
+type Opener = () => Promise<ChannelModel>;
+const connectRecovering: (open: Opener, recovery: Record<string, unknown>) => Promise<RecoveringChannelModel> = (() => {
+  const require = createRequire(import.meta.url);
+  const lib = require(join(dirname(require.resolve('amqplib')), 'lib', 'recovery.js')) as {
+    connectWithRecoveryPromise?: (open: Opener, recovery: Record<string, unknown>) => Promise<RecoveringChannelModel>;
+  };
+  const connect = lib.connectWithRecoveryPromise;
+  if (typeof connect !== 'function') throw new Error('amqplib/lib/recovery.js has no connectWithRecoveryPromise: this amqplib is not the 2.x this project was built on');
+  return connect;
+})();
 
 /**
  * amqplib writes every frame to the socket by itself: with Nagle off, one system call (and

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { loadConfig, redactUrl } from './config.js';
+import { brokerUrls, loadConfig, redactUrl, replyQueueType } from './config.js';
 import { ErrorCodes, PipelineError } from './errors.js';
 
 describe('loadConfig', () => {
@@ -48,5 +48,29 @@ describe('loadConfig with files', () => {
     expect(loadConfig({ AMQP_URL_FILE: join(dir, 'url') }).AMQP_URL).toBe('amqps://svc:secret@broker.example:5671/prod');
     expect(loadConfig({ AMQP_URL: 'amqp://a', AMQP_URL_FILE: join(dir, 'url') }).AMQP_URL).toBe('amqp://a');
     expect(() => loadConfig({ AMQP_URL_FILE: join(dir, 'missing') })).toThrow(expect.objectContaining({ code: ErrorCodes.CONFIG }));
+  });
+});
+
+describe('AMQP_URL with the nodes of a cluster', () => {
+  const three = 'amqp://a:p,w@n1:5672, amqp://b:q@n2:5673/vh ,amqps://c:r@n3';
+  it('when several URLs are given, then each is one node, a comma in a password stays in it, and blanks are dropped', () => {
+    expect(brokerUrls(three)).toEqual(['amqp://a:p,w@n1:5672', 'amqp://b:q@n2:5673/vh', 'amqps://c:r@n3']);
+    expect(brokerUrls(' amqp://x ')).toEqual(['amqp://x']);
+    expect(loadConfig({ AMQP_URL: three }).AMQP_URL).toBe(three);
+  });
+
+  it('when one entry is not an amqp URL, then the configuration is refused and says how to write it', () => {
+    expect(() => loadConfig({ AMQP_URL: 'amqp://n1,http://n2' })).toThrow(/AMQP_URL: must be amqp:\/\/ or amqps:\/\/ URLs \(several, comma-separated/);
+  });
+
+  it('when URLs are logged, then every password is masked', () => {
+    expect(redactUrl(three)).toBe('amqp://a:***@n1:5672,amqp://b:***@n2:5673/vh,amqps://c:***@n3');
+  });
+
+  it('when several nodes are named, then reply queues are quorum queues unless REPLY_QUEUE_TYPE says otherwise', () => {
+    expect(replyQueueType(loadConfig({ AMQP_URL: 'amqp://n1' }))).toBe('classic');
+    expect(replyQueueType(loadConfig({ AMQP_URL: three }))).toBe('quorum');
+    expect(replyQueueType(loadConfig({ AMQP_URL: three, REPLY_QUEUE_TYPE: 'classic' }))).toBe('classic');
+    expect(replyQueueType(loadConfig({ AMQP_URL: 'amqp://n1', REPLY_QUEUE_TYPE: 'quorum' }))).toBe('quorum');
   });
 });

@@ -24,8 +24,14 @@ const schema = z.object({
   /** Broker URL (amqp:// or amqps://). */
   AMQP_URL: z
     .string()
-    .regex(/^amqps?:\/\//, 'must start with amqp:// or amqps://')
+    .refine((v) => brokerUrls(v).length > 0 && brokerUrls(v).every((u) => /^amqps?:\/\//.test(u)), 'must be amqp:// or amqps:// URLs (several, comma-separated, for the nodes of a cluster)')
     .default('amqp://guest:guest@127.0.0.1:5672'),
+  /**
+   * Type of the per-batch reply, manifest and progress queues, and of a session's queue:
+   * quorum (replicated: they survive the loss of a node) or classic (one node; cheaper).
+   * Default: quorum when AMQP_URL names several nodes, classic for one.
+   */
+  REPLY_QUEUE_TYPE: z.enum(WORK_QUEUE_TYPES, { error: `must be ${WORK_QUEUE_TYPES.join(' or ')}` }).optional(),
   /** A file holding the broker URL (a mounted secret); used when AMQP_URL is not set. */
   AMQP_URL_FILE: z.string().min(1).optional(),
   /** For amqps://: PEM files of the CA to trust, and of a client certificate and its key. */
@@ -130,8 +136,30 @@ export function loadConfig(
   return Object.freeze(parsed.data);
 }
 
-/** The URL with its password masked, for logs and error messages. */
+/**
+ * The broker URLs in AMQP_URL: one, or one per node of a cluster, comma-separated (a comma
+ * starts a new URL only where a scheme such as `amqp://` follows, so passwords may hold commas).
+ */
+export function brokerUrls(value: string): string[] {
+  return value
+    .split(/,(?=\s*[a-z][a-z0-9+.-]*:\/\/)/i)
+    .map((u) => u.trim())
+    .filter((u) => u !== '');
+}
+
+/** The reply queues' type: REPLY_QUEUE_TYPE, else quorum for a cluster (several URLs), classic for one node. */
+export function replyQueueType(config: Pick<Config, 'AMQP_URL' | 'REPLY_QUEUE_TYPE'>): 'quorum' | 'classic' {
+  return config.REPLY_QUEUE_TYPE ?? (brokerUrls(config.AMQP_URL).length > 1 ? 'quorum' : 'classic');
+}
+
+/** The URL (or each of the URLs) with its password masked, for logs and error messages. */
 export function redactUrl(url: string): string {
+  const urls = brokerUrls(url);
+  if (urls.length > 1) return urls.map(redactOne).join(',');
+  return redactOne(url);
+}
+
+function redactOne(url: string): string {
   try {
     const u = new URL(url);
     if (u.password) u.password = '***';

@@ -1,4 +1,4 @@
-export { loadConfig, redactUrl, configKeys, type Config } from './config.js';
+export { loadConfig, redactUrl, configKeys, brokerUrls, replyQueueType, type Config } from './config.js';
 export { createLogger, type Logger, type LoggerConfig } from './log.js';
 export { ErrorCodes, PipelineError, isPipelineError, toWireError, type ErrorCode, type PipelineErrorOptions } from './errors.js';
 export {

@@ -246,21 +246,22 @@ export function progressQueueName(batch: string): string {
   return `${REPLY_QUEUE_PREFIX}${batch}.progress`;
 }
 
-export async function declareProgressQueue(ch: Channel, batch: string, ttlMs: number): Promise<string> {
+export async function declareProgressQueue(ch: Channel, batch: string, ttlMs: number, type: WorkQueueType = 'classic'): Promise<string> {
   const name = progressQueueName(batch);
   await ch.assertQueue(name, {
     durable: true,
-    arguments: { 'x-queue-type': 'classic', 'x-expires': ttlMs, 'x-max-length': 1 },
+    arguments: { 'x-queue-type': type, 'x-expires': ttlMs, 'x-max-length': 1 },
   });
   return name;
 }
 
 /**
  * Declares a batch's reply queue and manifest queue: durable, so results outlive the
- * producer (and a broker restart); both expire when unused for `ttlMs`.
+ * producer (and a broker restart); both expire when unused for `ttlMs`. `quorum` (on a
+ * cluster) replicates them, so they also outlive the loss of a node.
  */
-export async function declareReplyQueue(ch: Channel, batch: string, ttlMs: number): Promise<string> {
-  const { reply, manifest } = declareReplyQueues(ch, batch, ttlMs);
+export async function declareReplyQueue(ch: Channel, batch: string, ttlMs: number, type: WorkQueueType = 'classic'): Promise<string> {
+  const { reply, manifest } = declareReplyQueues(ch, batch, ttlMs, type);
   await reply;
   await manifest;
   return replyQueueName(batch);
@@ -271,14 +272,19 @@ export async function declareReplyQueue(ch: Channel, batch: string, ttlMs: numbe
  * and meanwhile more commands (the jobs' publishes) can follow on the same channel, which
  * the broker handles in order.
  */
-export function declareReplyQueues(ch: Channel, batch: string, ttlMs: number): { reply: Promise<unknown>; manifest: Promise<unknown> } {
+export function declareReplyQueues(
+  ch: Channel,
+  batch: string,
+  ttlMs: number,
+  type: WorkQueueType = 'classic',
+): { reply: Promise<unknown>; manifest: Promise<unknown> } {
   const reply = ch.assertQueue(replyQueueName(batch), {
     durable: true,
-    arguments: { 'x-queue-type': 'classic', 'x-expires': ttlMs },
+    arguments: { 'x-queue-type': type, 'x-expires': ttlMs },
   });
   const manifest = ch.assertQueue(manifestQueueName(batch), {
     durable: true,
-    arguments: { 'x-queue-type': 'classic', 'x-expires': ttlMs, 'x-max-length': 1 },
+    arguments: { 'x-queue-type': type, 'x-expires': ttlMs, 'x-max-length': 1 },
   });
   return { reply, manifest };
 }
