@@ -116,6 +116,7 @@ export class PipelineClient {
   static async connect(config: Config, log: Logger, connectionName = connectionNameFor('pipeline-cli')): Promise<PipelineClient> {
     const model = await connectBroker({
       url: config.AMQP_URL,
+      urlOrder: config.AMQP_URL_ORDER,
       connectionName,
       heartbeatSeconds: config.HEARTBEAT_SECONDS,
       connectRetries: config.CONNECT_RETRIES,

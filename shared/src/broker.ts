@@ -14,6 +14,8 @@ export interface BrokerOptions {
   url: string;
   /** Shown in the management UI's Connections tab, e.g. `prime-filter@host`. */
   connectionName: string;
+  /** With several URLs: start from a random one (default), or from the first (AMQP_URL_ORDER). */
+  urlOrder?: 'random' | 'given' | undefined;
   /** AMQP heartbeat, seconds; 0 turns heartbeats off. Ignored if the URL sets `heartbeat`. */
   heartbeatSeconds: number;
   /** Attempts at start-up before `connectBroker` rejects; later reconnects never give up. */
@@ -65,7 +67,7 @@ export async function connectBroker(opts: BrokerOptions): Promise<RecoveringChan
   // One URL per node of a cluster: each attempt (the first connection and every reconnect)
   // takes the next one, starting from a random one so a fleet spreads over the nodes.
   const urls = brokerUrls(opts.url).map((u) => withHeartbeat(u, opts.heartbeatSeconds));
-  let next = Math.floor(Math.random() * urls.length);
+  let next = opts.urlOrder === 'given' ? 0 : Math.floor(Math.random() * urls.length);
   let current = urls[next] as string;
   const connectOptions = { ...tls, noDelay: true, clientProperties: { connection_name: opts.connectionName, pid: process.pid } };
   const model = await connectRecovering(

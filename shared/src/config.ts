@@ -27,6 +27,11 @@ const schema = z.object({
     .refine((v) => brokerUrls(v).length > 0 && brokerUrls(v).every((u) => /^amqps?:\/\//.test(u)), 'must be amqp:// or amqps:// URLs (several, comma-separated, for the nodes of a cluster)')
     .default('amqp://guest:guest@127.0.0.1:5672'),
   /**
+   * Where the first connection starts in AMQP_URL's list: `random` (default: a fleet spreads
+   * over the nodes) or `given` (the first URL first: a preferred, e.g. local, node).
+   */
+  AMQP_URL_ORDER: z.enum(['random', 'given'], { error: 'must be random or given' }).default('random'),
+  /**
    * Type of the per-batch reply, manifest and progress queues, and of a session's queue:
    * quorum (replicated: they survive the loss of a node) or classic (one node; cheaper).
    * Default: quorum when AMQP_URL names several nodes, classic for one.

@@ -623,6 +623,7 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
 
   const model: RecoveringChannelModel = await connectBroker({
     url: config.AMQP_URL,
+    urlOrder: config.AMQP_URL_ORDER,
     connectionName,
     heartbeatSeconds: config.HEARTBEAT_SECONDS,
     connectRetries: config.CONNECT_RETRIES,

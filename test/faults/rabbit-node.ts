@@ -40,6 +40,8 @@ export interface NodeOptions {
   extraConfig?: string[];
   /** Longest wait for the node to answer after a start, ms. */
   startTimeoutMs?: number;
+  /** The Erlang cookie (nodes of one cluster share one); a random one by default. */
+  cookie?: string;
 }
 
 const live = new Set<RabbitNode>();
@@ -76,7 +78,7 @@ export class RabbitNode {
     this.distPort = ports.dist;
     this.startTimeoutMs = opts.startTimeoutMs ?? 60_000;
     const file = (name: string) => join(this.dir, name);
-    writeFileSync(file('.erlang.cookie'), randomBytes(20).toString('hex').toUpperCase());
+    writeFileSync(file('.erlang.cookie'), opts.cookie ?? randomBytes(20).toString('hex').toUpperCase());
     chmodSync(file('.erlang.cookie'), 0o400);
     writeFileSync(file('rabbitmq-env.conf'), '# empty: this node ignores /etc/rabbitmq/rabbitmq-env.conf\n');
     writeFileSync(file('enabled_plugins'), '[rabbitmq_management].\n');
@@ -219,6 +221,13 @@ export class RabbitNode {
 
   async restart(): Promise<void> {
     await this.boot();
+  }
+
+  /** Makes this (fresh) node a member of `other`'s cluster: stop_app, join_cluster, start_app. */
+  async joinCluster(other: RabbitNode): Promise<void> {
+    await this.ctl(['stop_app'], 60_000);
+    await this.ctl(['join_cluster', other.nodename], 60_000);
+    await this.startApp();
   }
 
   /** rabbitmqctl against this node; rejects on a non-zero exit. */
