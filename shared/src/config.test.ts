@@ -17,6 +17,12 @@ describe('loadConfig', () => {
     expect(loadConfig({ PREFETCH: '8' }, { PREFETCH: '64' }).PREFETCH).toBe(8);
   });
 
+  it('when AMQP_URL_ORDER is unset, given or wrong, then it is random, given, or an error that names the choices', () => {
+    expect(loadConfig({}).AMQP_URL_ORDER).toBe('random');
+    expect(loadConfig({ AMQP_URL_ORDER: 'given' }).AMQP_URL_ORDER).toBe('given');
+    expect(() => loadConfig({ AMQP_URL_ORDER: 'first' })).toThrow(/AMQP_URL_ORDER.*must be random or given/);
+  });
+
   it('when several settings are wrong, then one error lists them all, with a stable code', () => {
     let err: unknown;
     try {
