@@ -15,6 +15,7 @@ import {
   isPipelineError,
   loadConfig,
   topologyOf,
+  replyQueueType,
   type Topology,
   type Config,
 } from '@amqp-pipeline/shared';
@@ -342,8 +343,8 @@ async function run(argv: string[]): Promise<number> {
       // WORK_QUEUE_TYPE=classic exports definitions with classic work queues.
       process.stdout.write(
         p.export
-          ? `${JSON.stringify(brokerDefinitions(defaultUsers(process.env), topologyOf(config.WORK_QUEUE_TYPE)), null, 2)}\n`
-          : describeTopology(topologyOf(config.WORK_QUEUE_TYPE)),
+          ? `${JSON.stringify(brokerDefinitions(defaultUsers(process.env), topologyOf(config.WORK_QUEUE_TYPE, replyQueueType(config))), null, 2)}\n`
+          : describeTopology(topologyOf(config.WORK_QUEUE_TYPE, replyQueueType(config))),
       );
       return Exit.OK;
     case 'help':

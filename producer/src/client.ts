@@ -81,11 +81,11 @@ const CLOSE_WAIT_MS = 10_000;
  * A least-privilege producer user may not configure exchanges and work queues: then the
  * topology is left to the services and the broker's definitions.
  */
-async function ensureTopology(model: RecoveringChannelModel, log: Logger, type: WorkQueueType): Promise<void> {
+async function ensureTopology(model: RecoveringChannelModel, log: Logger, type: WorkQueueType, retryType: WorkQueueType): Promise<void> {
   const ch = await model.createChannel();
   ch.on('error', () => {});
   try {
-    await declareTopology(ch, topologyOf(type));
+    await declareTopology(ch, topologyOf(type, retryType));
   } catch (err) {
     if ((err as { code?: number }).code !== 403) throw err;
     log.debug('not allowed to declare the topology; relying on it being there');
@@ -124,7 +124,7 @@ export class PipelineClient {
       log,
     });
     try {
-      await ensureTopology(model, log, config.WORK_QUEUE_TYPE);
+      await ensureTopology(model, log, config.WORK_QUEUE_TYPE, replyQueueType(config));
       return new PipelineClient(model, await ReliablePublisher.open(model, log), config, log);
     } catch (err) {
       await model.close().catch(() => {});

@@ -43,6 +43,8 @@ export async function runLanes(count: number, width: number, task: (i: number) =
 export class ReliablePublisher {
   private publisher: Publisher;
   private reopening: Promise<Publisher> | undefined;
+  /** Publish channels retired by a nack one after another (reset by a channel lost otherwise, or a confirmed publish). */
+  private refusedInARow = 0;
 
   constructor(
     private readonly model: RecoveringChannelModel,
@@ -66,6 +68,15 @@ export class ReliablePublisher {
   async live(): Promise<Publisher> {
     if (!this.publisher.closed) return this.publisher;
     this.reopening ??= (async () => {
+      // A channel retired by a nack (see Publisher): the next one waits, longer each time in a
+      // row (0.2 s doubling to 5 s), so that it is opened once the broker can take the message.
+      if (this.publisher.refused) {
+        const waitMs = Math.min(5000, 200 * 2 ** this.refusedInARow++);
+        this.log.warn({ waitMs, refusedInARow: this.refusedInARow }, 'the broker refused a publish; opening a new publish channel');
+        await delay(waitMs);
+      } else {
+        this.refusedInARow = 0;
+      }
       // createConfirmChannel waits for the recovering connection to be re-established.
       const channel = await this.model.createConfirmChannel();
       channel.on('error', (err: Error) => this.log.warn({ err }, 'publish channel error'));
@@ -82,7 +93,8 @@ export class ReliablePublisher {
    * Publishes until confirmed. A publish lost with its channel (connection dropped, broker
    * restarted) is sent again, with the same message id and correlation id, on a new channel
    * once the connection is back; the consumer side and the collector make the possible
-   * duplicate harmless. Refusals (unroutable) are not retried. Gives up at `deadline`.
+   * duplicate harmless. A nack retires the channel and is sent again on a new one, after a
+   * wait (see `live`). Refusals (unroutable) are not retried. Gives up at `deadline`.
    */
   async publish(exchange: string, routingKey: string, body: Buffer, options: Options.Publish, deadline: number): Promise<void> {
     for (let attempt = 1; ; attempt++) {
@@ -97,6 +109,7 @@ export class ReliablePublisher {
       }
       try {
         await publisher.publish(exchange, routingKey, body, options);
+        this.refusedInARow = 0;
         return;
       } catch (err) {
         const again = isPipelineError(err) && err.retryable && Date.now() < deadline;

@@ -4,7 +4,7 @@ import os from 'node:os';
 import type { Channel, ChannelModel, ConsumeMessage, RecoveringChannelModel } from 'amqplib';
 import type { z } from 'zod';
 import { connectBroker, connectionNameFor, tlsFiles } from './broker.js';
-import type { Config } from './config.js';
+import { replyQueueType, type Config } from './config.js';
 import { ErrorCodes, PipelineError, isPipelineError, toWireError } from './errors.js';
 import type { Logger } from './log.js';
 import { RESULT_TYPE, type Result, type ResultKind } from './messages/result.js';
@@ -214,7 +214,7 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
     const channel = await model.createConfirmChannel();
     channel.on('error', (err: Error) => log.warn({ err }, 'channel error'));
     channel.on('handler-error', (err: Error, event: string) => log.error({ err, event }, 'channel event handler threw'));
-    await declareTopology(channel, topologyFor(queue));
+    await declareTopology(channel, topologyFor(queue, replyQueueType(config)));
     const publisher = new Publisher(channel);
     const consumerTag = `${def.service}@${os.hostname()}#${process.pid}.${randomUUID().slice(0, 8)}`;
     const current: Session = {

@@ -19,6 +19,7 @@ export {
   declareReplyQueue,
   declareReplyQueues,
   topologyFor,
+  retryQueues,
   topologyOf,
   withQueueType,
   WORK_QUEUE_TYPES,

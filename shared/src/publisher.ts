@@ -35,7 +35,8 @@ export interface PublisherOptions {
  * Publishes through one confirm channel. Every publish is `mandatory`:
  * the returned promise resolves only when the broker has confirmed it AND routed it
  * to at least one queue; a return (no queue bound) rejects with PIPELINE_ERR_UNROUTABLE,
- * a nack with PIPELINE_ERR_NACKED, a closed channel with PIPELINE_ERR_CHANNEL_CLOSED.
+ * a nack with PIPELINE_ERR_NACKED (and retires the channel: see `retire`), a closed channel
+ * with PIPELINE_ERR_CHANNEL_CLOSED.
  * Honours the socket's backpressure ('drain') and bounds unconfirmed publishes.
  */
 export class Publisher {
@@ -88,6 +89,9 @@ export class Publisher {
   get closed(): boolean {
     return this.closedError !== undefined;
   }
+
+  /** True once a nack has retired the channel (see `retire`): the next one should wait a little. */
+  refused = false;
 
   /**
    * Holds new publishes back until `unblock` (the broker's connection.blocked: a resource
@@ -163,6 +167,7 @@ export class Publisher {
           ? new PipelineError(ErrorCodes.CHANNEL_CLOSED, 'channel closed before the publish was confirmed', { cause: err, retryable: true })
           : undefined);
       p.reject(closed ?? new PipelineError(ErrorCodes.NACKED, `broker refused the message for ${p.exchange || '(default)'}/${p.routingKey}`, { cause: err, retryable: true }));
+      if (!closed) this.retire();
     } else if (p.returned) {
       p.reject(
         new PipelineError(ErrorCodes.UNROUTABLE, `no queue is bound for routing key "${p.routingKey}" on exchange "${p.exchange || '(default)'}"`, {
@@ -172,6 +177,20 @@ export class Publisher {
     } else {
       p.resolve();
     }
+  }
+
+  /**
+   * A nack retires the channel: nothing more is published through it, what is in flight fails
+   * as a lost channel (retryable), and the channel is closed. On a cluster a channel can stay
+   * refused: one opened just after a quorum queue's leader went down keeps being nacked for
+   * that queue after a new leader is elected (RabbitMQ 3.10, seen for 15 s and more), while a
+   * channel opened later is not. So whoever publishes again does it on a new channel.
+   */
+  private retire(): void {
+    if (this.closedError) return;
+    this.refused = true;
+    this.failAll(new PipelineError(ErrorCodes.CHANNEL_CLOSED, 'channel retired: the broker refused a message on it', { retryable: true }));
+    this.channel.close().catch(() => {});
   }
 
   private wakeOneWaiter(): void {

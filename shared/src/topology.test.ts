@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from './config.js';
-import { DELIVERY_LIMIT, Queues, topology, topologyFor, topologyOf, withQueueType } from './topology.js';
+import { DELIVERY_LIMIT, Queues, retryQueueName, topology, topologyFor, topologyOf, withQueueType } from './topology.js';
+import { replyQueueType } from './config.js';
 
 const workNames = [Queues.primes.name, Queues.squares.name, Queues.titles.name];
 
@@ -33,6 +34,29 @@ describe('work queue type', () => {
     const t = topologyFor(withQueueType(Queues.primes, 'classic'));
     expect(t.queues[0]).toEqual({ name: 'pipeline.primes', arguments: { 'x-queue-type': 'classic', 'x-dead-letter-exchange': 'pipeline.dead-letter' } });
     expect(t.queues.map((q) => q.name)).toEqual(topologyFor(Queues.primes).queues.map((q) => q.name));
+  });
+
+  it('when the broker is a cluster, then the retry tiers are quorum queues that dead-letter at-least-once; on one node they stay classic', () => {
+    const retryNames = [1, 2, 3].map((t) => retryQueueName(Queues.primes.name, t));
+    const tiers = (t: ReturnType<typeof topologyFor>) => t.queues.filter((q) => retryNames.includes(q.name));
+    const one = replyQueueType(loadConfig({ AMQP_URL: 'amqp://n1' }));
+    const three = replyQueueType(loadConfig({ AMQP_URL: 'amqp://n1,amqp://n2,amqp://n3' }));
+    expect(tiers(topologyFor(Queues.primes, one)).map((q) => q.arguments)).toEqual(
+      retryNames.map(() => ({ 'x-queue-type': 'classic', 'x-dead-letter-exchange': '', 'x-dead-letter-routing-key': 'pipeline.primes' })),
+    );
+    const quorum = tiers(topologyFor(Queues.primes, three));
+    expect(quorum.map((q) => q.name)).toEqual(retryNames);
+    for (const q of quorum) {
+      expect(q.arguments).toEqual({
+        'x-queue-type': 'quorum',
+        'x-dead-letter-exchange': '',
+        'x-dead-letter-routing-key': 'pipeline.primes',
+        'x-dead-letter-strategy': 'at-least-once',
+        'x-overflow': 'reject-publish',
+      });
+    }
+    // The whole topology (what the producer and `pipeline topology` declare) agrees with the service's part.
+    expect(topologyOf('quorum', three).queues.filter((q) => retryNames.includes(q.name))).toEqual(quorum);
   });
 
   it('when WORK_QUEUE_TYPE is neither, then the configuration error names the choices', () => {

@@ -84,11 +84,26 @@ export function retryQueueName(workQueue: string, tier: number): string {
   return `${workQueue}.retry.${tier}`;
 }
 
-const retryQueues = (work: QueueSpec): QueueSpec[] =>
-  Array.from({ length: RETRY_TIERS }, (_, i) => ({
+/**
+ * A work queue's retry tiers, of the given type. Classic (one node, the default): a tier lives on
+ * the node that declared it. Quorum (a cluster): replicated like the work queues, so a retry
+ * waiting out its delay survives the loss of a node, and a service can declare its tiers again
+ * after reconnecting to another node (a classic tier whose node is down answers 404 to that
+ * declaration). Quorum tiers dead-letter at-least-once (which needs overflow reject-publish), so a
+ * retry is never dropped on its way back to the work queue; RabbitMQ 3.10 is the first with
+ * message TTL on quorum queues.
+ */
+export function retryQueues(work: QueueSpec, type: WorkQueueType = 'classic'): QueueSpec[] {
+  return Array.from({ length: RETRY_TIERS }, (_, i) => ({
     name: retryQueueName(work.name, i + 1),
-    arguments: { 'x-queue-type': 'classic', 'x-dead-letter-exchange': '', 'x-dead-letter-routing-key': work.name },
+    arguments: {
+      'x-queue-type': type,
+      'x-dead-letter-exchange': '',
+      'x-dead-letter-routing-key': work.name,
+      ...(type === 'quorum' ? { 'x-dead-letter-strategy': 'at-least-once', 'x-overflow': 'reject-publish' } : {}),
+    },
   }));
+}
 
 export const RoutingKeys = {
   primes: 'range.primes',
@@ -114,11 +129,14 @@ export interface Topology {
 
 const WORK_QUEUES: readonly QueueSpec[] = [Queues.primes, Queues.squares, Queues.titles];
 
-/** The whole topology with the work queues of the given type (quorum: the default). */
-export function topologyOf(type: WorkQueueType = 'quorum'): Topology {
+/**
+ * The whole topology with the work queues of the given type (quorum: the default) and retry
+ * tiers of theirs (classic: the default; quorum on a cluster, see retryQueues).
+ */
+export function topologyOf(type: WorkQueueType = 'quorum', retryType: WorkQueueType = 'classic'): Topology {
   return {
     exchanges: Object.values(Exchanges),
-    queues: [...WORK_QUEUES.map((q) => withQueueType(q, type)), Queues.dead, ...WORK_QUEUES.flatMap(retryQueues)],
+    queues: [...WORK_QUEUES.map((q) => withQueueType(q, type)), Queues.dead, ...WORK_QUEUES.flatMap((q) => retryQueues(q, retryType))],
     bindings: Bindings,
   };
 }
@@ -137,13 +155,12 @@ export function replyQueueName(batch: string): string {
  * retry tiers and bindings, and the dead-letter exchange and queue. A service declares only
  * this, so its broker user needs configure rights on nothing else.
  */
-export function topologyFor(work: QueueSpec): Topology {
+export function topologyFor(work: QueueSpec, retryType: WorkQueueType = 'classic'): Topology {
   const bindings = topology.bindings.filter((b) => b.queue === work.name || b.queue === Queues.dead.name);
   const exchangeNames = new Set(bindings.map((b) => b.exchange));
-  const retries = topology.queues.filter((q) => q.name.startsWith(`${work.name}.retry.`));
   return {
     exchanges: topology.exchanges.filter((e) => exchangeNames.has(e.name)),
-    queues: [work, ...retries, Queues.dead],
+    queues: [work, ...retryQueues(work, retryType), Queues.dead],
     bindings,
   };
 }

@@ -15,6 +15,8 @@
 import { cliEntry, ServiceProcess, type ServiceName } from '@amqp-pipeline/devtools';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FULL, HEARTBEAT_SECONDS, LogBook } from './harness.js';
 import { Report, type RowFigures } from './ledger.js';
@@ -173,6 +175,11 @@ beforeAll(async () => {
 
 afterAll(async () => {
   report.print('fault rows: cluster');
+  // FAULTS_DUMP=<dir>: every process's log lines, for a failing row's post-mortem.
+  if (process.env.FAULTS_DUMP) {
+    mkdirSync(process.env.FAULTS_DUMP, { recursive: true });
+    writeFileSync(join(process.env.FAULTS_DUMP, 'cluster-log.ndjson'), log.lines.map((l) => `${l.at} ${l.source} ${l.pid ?? '-'} ${l.text}`).join('\n') + '\n');
+  }
   await Promise.all(services.map((s) => (s.child.exitCode === null && s.child.signalCode === null ? (s.child.kill('SIGKILL'), s.exited) : undefined)));
   await Promise.all(nodes.map((n) => n.dispose()));
 }, 120_000);
