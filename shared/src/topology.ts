@@ -238,10 +238,12 @@ function queueTypeMismatch(err: unknown, q: QueueSpec): PipelineError | undefine
   const m = /inequivalent arg 'x-queue-type'.*received '?(\w+)'? but current is '?(\w+)'?/.exec(e.message ?? '');
   if (e.code !== 406 || !m) return undefined;
   const wanted = String(q.arguments['x-queue-type']);
+  // Retry tiers follow REPLY_QUEUE_TYPE (quorum when AMQP_URL names several nodes); work queues WORK_QUEUE_TYPE.
+  const setting = q.name.includes('.retry.') ? 'REPLY_QUEUE_TYPE' : 'WORK_QUEUE_TYPE';
   return new PipelineError(
     ErrorCodes.CONFIG,
-    `queue "${q.name}" already exists as a ${m[2] ?? 'different'} queue, but this process declares it as ${wanted} (WORK_QUEUE_TYPE=${wanted}). ` +
-      `Give every producer and service the same WORK_QUEUE_TYPE, or, to change the type, stop the services, let the queue drain ` +
+    `queue "${q.name}" already exists as a ${m[2] ?? 'different'} queue, but this process declares it as ${wanted} (${setting}=${wanted}). ` +
+      `Give every producer and service the same ${setting} (and the same AMQP_URL node list), or, to change the type, stop the services, let the queue drain ` +
       `and delete it (rabbitmqctl delete_queue ${q.name}); the next start declares it anew.`,
     { cause: err, details: { queue: q.name, declared: wanted, existing: m[2] } },
   );

@@ -57,6 +57,19 @@ const env = (first: RabbitNode): Record<string, string> => ({
 /** A node of the cluster that is up, for management API calls. */
 const live = (not?: RabbitNode) => nodes.find((n) => n !== not && n.running) as RabbitNode;
 
+/** A management API GET answered by the first running node whose API answers (one may be starting). */
+async function apiGet<T>(path: string): Promise<T> {
+  let last: unknown;
+  for (const n of nodes.filter((x) => x.running)) {
+    try {
+      return (await n.api<T>('GET', path)).body;
+    } catch (err) {
+      last = err;
+    }
+  }
+  throw last ?? new Error('no node of the cluster is running');
+}
+
 async function startService(name: ServiceName, first: RabbitNode): Promise<ServiceProcess> {
   const p: ServiceProcess = new ServiceProcess(name, { env: env(first), onLine: (line) => log.add(name, line, p.pid) });
   services.push(p);
@@ -71,8 +84,9 @@ interface QueueInfo {
   online?: string[];
   messages?: number;
 }
-async function queueInfo(name: string, via = live()): Promise<QueueInfo> {
-  return (await via.api<QueueInfo>('GET', `/queues/%2F/${encodeURIComponent(name)}`)).body;
+async function queueInfo(name: string, via?: RabbitNode): Promise<QueueInfo> {
+  const path = `/queues/%2F/${encodeURIComponent(name)}`;
+  return via ? (await via.api<QueueInfo>('GET', path)).body : apiGet<QueueInfo>(path);
 }
 
 /** Waits until every member of the work queues is online again (after a node came back). */
@@ -110,7 +124,7 @@ function cli(envs: Record<string, string>): { done: Promise<{ code: number | nul
 async function nodesOf(prefix: string, atLeast = 1, timeoutMs = 20_000): Promise<string[]> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const { body } = await live().api<{ node: string; client_properties?: { connection_name?: string } }[]>('GET', '/connections');
+    const body = await apiGet<{ node: string; client_properties?: { connection_name?: string } }[]>('/connections');
     const hits = (Array.isArray(body) ? body : []).filter((c) => c.client_properties?.connection_name?.startsWith(prefix)).map((c) => c.node);
     if (hits.length >= atLeast || Date.now() > deadline) return hits;
     await sleep(500);
@@ -128,9 +142,7 @@ async function countRow(row: string, first: RabbitNode, fault: () => Promise<{ a
   const { at, note } = await fault();
   const next = await log.waitFor((l) => l.json?.msg === 'job done', 90_000, at + 1, 'a job done after the fault').then((l) => l.at - at, () => null);
   const out = await run.done;
-  const dead = await live()
-    .api<{ messages?: number }>('GET', '/queues/%2F/pipeline.dead')
-    .then((r) => r.body.messages ?? 0);
+  const dead = await apiGet<{ messages?: number }>('/queues/%2F/pipeline.dead').then((b) => b.messages ?? 0);
   const line = out.code === 0 ? (JSON.parse(out.stdout.trim().split('\n').at(-1) ?? '{}') as { jobs?: number; summary?: { count?: number } }) : {};
   const done = log.jobsDone(started);
   let redone = 0;
@@ -191,10 +203,11 @@ describe('fault rows: cluster', () => {
     expect([...(primes.members ?? [])].sort()).toEqual(nodes.map((n) => n.nodename).sort());
   });
 
-  // Row c1 does not pass yet: after the kill the CLI times out with most results missing
-  // (issue 19's note). It runs only when asked, so CI stays honest about what is proven.
+  // Row c1 passes since the fixes of stop 29 (quorum retry tiers, a nacked publish retires its
+  // channel), once so far; it runs only when asked (CLUSTER_C1=1) until it has passed repeatedly.
   it.skipIf(!process.env.CLUSTER_C1)('when the node the producer and the services are connected to is SIGKILLed mid-batch (row c1), then they move to another node and the count is exact', async () => {
     const victim = nodes[0] as RabbitNode;
+    let restarted: Promise<void> = Promise.resolve();
     // Asked before the batch: the management API lists a connection a few seconds late.
     const serviceNodes = await nodesOf('prime-filter', 2);
     expect(serviceNodes).toEqual([victim.nodename, victim.nodename]);
@@ -204,13 +217,18 @@ describe('fault rows: cluster', () => {
       expect(cliOn).toEqual([String(victim.amqpPort)]);
       const at = Date.now();
       await victim.kill();
-      return { at, note: `killed ${victim.nodename} (CLI and ${serviceNodes.length} prime-filters on it)` };
+      // Its supervisor starts the node again 10 s later. Until then the jobs that consumers on
+      // it held stay checked out: a quorum queue treats a consumer on an unreachable node as
+      // suspected, not gone (it may be a partition), and hands its jobs back when the node is
+      // reachable again. Everything else carries on on the two survivors meanwhile.
+      restarted = sleep(10_000).then(() => victim.restart());
+      return { at, note: `killed ${victim.nodename} (CLI and ${serviceNodes.length} prime-filters on it), restarted 10 s later` };
     });
     expect(f.recoverMs).not.toBeNull();
-    // Both services are connected again, to the surviving nodes; the victim comes back and
+    // Both services are connected again, to the surviving nodes; the victim is back and
     // rejoins for the next rows.
     expect((await nodesOf('prime-filter', 2)).filter((n) => n !== victim.nodename)).toHaveLength(2);
-    await victim.restart();
+    await restarted;
     await waitForMembers();
   });
 
