@@ -43,7 +43,8 @@ describe('several broker URLs', () => {
 
   it('when the producer is given several nodes, then its batch queues are quorum queues, and a batch completes', async () => {
     const dead = `amqp://guest:guest@127.0.0.1:${await deadPort()}`;
-    const [filter] = await startServices(['prime-filter'], { env: { AMQP_URL: `${dead},${amqpUrl()}` } });
+    // The shared broker's retry tiers are classic queues (one node): the service keeps them so.
+    const [filter] = await startServices(['prime-filter'], { env: { AMQP_URL: `${dead},${amqpUrl()}`, REPLY_QUEUE_TYPE: 'classic' } });
     const client = await PipelineClient.connect(loadConfig({ AMQP_URL: `${dead},${amqpUrl()}` }), createLogger('urls', { level: 'warn' }, 2));
     try {
       const sent = await client.submit(rangeJobs('primes', { from: 1, to: 100 }), { wait: false, timeoutMs: 10_000, output: 'ordered' });

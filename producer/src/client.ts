@@ -85,7 +85,9 @@ async function ensureTopology(model: RecoveringChannelModel, log: Logger, type: 
   const ch = await model.createChannel();
   ch.on('error', () => {});
   try {
-    await declareTopology(ch, topologyOf(type, retryType));
+    // The retry tiers are the services' own (their type follows REPLY_QUEUE_TYPE in each service).
+    const t = topologyOf(type, retryType);
+    await declareTopology(ch, { ...t, queues: t.queues.filter((q) => !q.name.includes('.retry.')) });
   } catch (err) {
     if ((err as { code?: number }).code !== 403) throw err;
     log.debug('not allowed to declare the topology; relying on it being there');
