@@ -267,6 +267,23 @@ describe('the pipeline, end to end', () => {
       expect(reply!.properties.contentType).toBe('application/json');
     });
   });
+
+  it('when a job names a reply queue that does not exist, then its result is dead-lettered as PIPELINE_ERR_UNROUTABLE, not marked as a redelivery', async () => {
+    await withChannel(async (ch) => {
+      const tap = await ch.assertQueue('', { exclusive: true });
+      await ch.bindQueue(tap.queue, 'pipeline.dead-letter', '');
+      const replyTo = `pipeline.replies.gone-${randomUUID()}`;
+      const correlationId = randomUUID();
+      ch.publish('pipeline.ranges', 'range.primes', Buffer.from('{"from": 1, "to": 10}'), { replyTo, correlationId, contentType: 'application/json' });
+      const [dead] = await receive(ch, tap.queue, (m) => m.properties.correlationId === correlationId, 1);
+      expect(dead!.fields.routingKey).toBe(replyTo);
+      expect(dead!.properties.headers?.['x-pipeline-error-code']).toBe('PIPELINE_ERR_UNROUTABLE');
+      expect(dead!.properties.headers?.['x-pipeline-redelivered']).toBe(false);
+      expect(String(dead!.properties.headers?.['x-pipeline-reason'])).toMatch(/does not exist$/);
+      // The result itself is kept whole, for whoever finds it.
+      expect(JSON.parse(dead!.content.toString())).toEqual({ ok: true, kind: 'primes', primes: [2, 3, 5, 7] });
+    });
+  });
 });
 
 describe('the CLI at its edges', () => {

@@ -32,6 +32,8 @@ export const DeadLetterHeaders = {
   queue: 'x-pipeline-queue',
   exchange: 'x-pipeline-original-exchange',
   routingKey: 'x-pipeline-original-routing-key',
+  /** On a result whose reply queue was gone: true when the job had been delivered before. */
+  redelivered: 'x-pipeline-redelivered',
 } as const;
 
 export interface JobContext {
@@ -420,11 +422,22 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
     } catch (err) {
       if (!(isPipelineError(err) && err.code === ErrorCodes.UNROUTABLE)) throw err;
       // The reply queue is gone (expired or deleted): keep the result where an operator can find it.
-      log.warn({ replyTo, correlationId: options.correlationId }, 'reply queue does not exist; result dead-lettered');
+      // A redelivered job's result usually lands here after its batch was collected in full: the
+      // job was done once, its result printed, and only its ack was lost (a connection or a node
+      // died), so this copy is a late duplicate. The dead letter says so; it is kept all the same,
+      // since an expired reply queue looks the same to the service.
+      const redelivered = msg.fields.redelivered || deliveryCount(msg) > 0;
+      log.warn(
+        { replyTo, correlationId: options.correlationId, redelivered },
+        redelivered
+          ? 'reply queue does not exist; result dead-lettered (a redelivered job: most likely a late duplicate of a result already collected)'
+          : 'reply queue does not exist; result dead-lettered',
+      );
       await s.publisher.publish(Exchanges.deadLetter.name, replyTo, body, {
         ...options,
         headers: {
-          [DeadLetterHeaders.reason]: `reply queue "${replyTo}" does not exist`,
+          [DeadLetterHeaders.reason]: `reply queue "${replyTo}" does not exist${redelivered ? ' (the job was redelivered: most likely a late duplicate of a result already collected)' : ''}`,
+          [DeadLetterHeaders.redelivered]: redelivered,
           [DeadLetterHeaders.code]: ErrorCodes.UNROUTABLE,
           [DeadLetterHeaders.service]: def.service,
         },
