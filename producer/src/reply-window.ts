@@ -9,7 +9,8 @@
  *   consumer, and one AckBatcher per channel;
  * - the channel each delivery came on: a reply is acked only on its own channel, and only
  *   while that channel is the current one (never a tag of a dead channel);
- * - when the last reply arrived, and how many stalls were seen (see `watch`).
+ * - when the last reply arrived, and how many stalls were seen (see `watch`); a stall ends
+ *   with the channel closed and opened again, by the same path as a lost connection.
  */
 import { AckBatcher, type Logger } from '@amqp-pipeline/shared';
 import type { Channel, ConsumeMessage, RecoveringChannelModel } from 'amqplib';
@@ -68,7 +69,10 @@ export function leadFor(jobs: readonly { kinds: readonly string[]; input: Record
   return Math.max(MIN_LEAD, Math.floor(limits.holdMessages / perJob));
 }
 
-/** Nothing arrived for this long while results were ready: a stall (a bug), logged. */
+/**
+ * Nothing arrived for this long while results were ready and the window had room: a stall.
+ * It is logged, and the window consumes again on a new channel.
+ */
 export const STALL_MS = 5000;
 
 export interface ReplyWindowOptions {
@@ -90,6 +94,8 @@ export class ReplyWindow {
   private readonly ackers = new WeakMap<Channel, AckBatcher>();
   private stopped = false;
   private lastArrival = Date.now();
+  /** The channel `watch` is closing to consume again (its close is not a lost connection). */
+  private resubscribing: Channel | undefined;
   /** Stalls seen: results ready in the queue, room in the window, and nothing arriving. */
   stalls = 0;
 
@@ -138,27 +144,39 @@ export class ReplyWindow {
 
   /**
    * Checks for a stall: nothing arrived for STALL_MS although the window has room (`unacked`,
-   * what the caller holds, is below the prefetch) and the queue has replies ready. That cannot
-   * happen by design; if it does, it is logged as an error with what the window holds.
+   * what the caller holds, is below the prefetch) and the queue has replies ready. The window
+   * itself cannot cause that; the broker can: on RabbitMQ 3.10, a consumer that a quorum reply
+   * queue took while its leader was cut off from the cluster (row c4 of
+   * test/faults/cluster.test.ts) was answered consume-ok but never sent a reply. So a stall is
+   * logged as an error, with what the window holds, and the window consumes again: the channel
+   * is closed and opened afresh, by the path a lost connection takes. Nothing is lost by that:
+   * what was delivered and not acknowledged goes back to the queue, and a reply delivered twice
+   * is a duplicate the collector drops.
    */
   async watch(unacked: number, state: Record<string, unknown>): Promise<boolean> {
-    if (!this.channel || this.stopped || Date.now() - this.lastArrival < STALL_MS || unacked >= this.o.prefetch) return false;
+    if (!this.channel || this.stopped || this.resubscribing === this.channel || Date.now() - this.lastArrival < STALL_MS || unacked >= this.o.prefetch) return false;
     const ch = await this.o.model.createChannel().catch(() => undefined);
     if (!ch) return false;
     ch.on('error', () => {});
+    let stuck: Channel | undefined;
     try {
       const { messageCount } = await ch.checkQueue(this.o.queue);
-      if (messageCount === 0 || Date.now() - this.lastArrival < STALL_MS) return false;
+      if (messageCount === 0 || Date.now() - this.lastArrival < STALL_MS || !this.channel || this.stopped) return false;
       this.stalls++;
       this.o.log.error(
-        { queue: this.o.queue, ready: messageCount, unacked, prefetch: this.o.prefetch, idleMs: Date.now() - this.lastArrival, ...state },
-        'reply path stalled: results are ready in the queue and the window has room, but none arrive',
+        { queue: this.o.queue, ready: messageCount, unacked, prefetch: this.o.prefetch, idleMs: Date.now() - this.lastArrival, stalls: this.stalls, ...state },
+        'reply path stalled: results are ready in the queue and the window has room, but none arrive; consuming again on a new channel',
       );
+      stuck = this.channel;
       return true;
     } catch {
       return false;
     } finally {
       await ch.close().catch(() => {});
+      if (stuck && stuck === this.channel) {
+        this.resubscribing = stuck;
+        await stuck.close().catch(() => {});
+      }
     }
   }
 
@@ -170,7 +188,8 @@ export class ReplyWindow {
       if (this.channel !== ch) return;
       this.channel = undefined;
       if (this.stopped) return;
-      log.warn({ queue: this.o.queue }, 'reply channel lost; resuming when the connection is back');
+      if (this.resubscribing === ch) log.warn({ queue: this.o.queue }, 'reply channel closed after a stall; consuming again');
+      else log.warn({ queue: this.o.queue }, 'reply channel lost; resuming when the connection is back');
       void this.reopenChannel();
     });
     try {
