@@ -141,10 +141,11 @@ export class PipelineClient {
    */
   async submit(jobs: JobSpec[], opts: SubmitOptions): Promise<BatchOutcome> {
     const batch = opts.batch ?? newBatchId();
-    // Both queues are declared at once; the jobs go out as soon as the reply queue is there,
-    // while the manifest queue's declaration (and the manifest) follow.
+    // The batch's queues are declared at once; the jobs go out as soon as the reply queue is
+    // there, while the manifest and progress queues' declarations (and the manifest) follow.
     const declaring = declareReplyQueues((await this.publisher.live()).channel, batch, this.config.REPLY_QUEUE_TTL_MS, replyQueueType(this.config));
     declaring.manifest.catch(() => {}); // awaited below
+    declaring.progress.catch(() => {}); // awaited by the first checkpoint
     await declaring.reply;
     const replyQueue = replyQueueName(batch);
     const deadline = Date.now() + opts.timeoutMs;
@@ -183,6 +184,7 @@ export class PipelineClient {
       // The manifest promises these jobs to a later `collect`: only once all are confirmed.
       await publishJobs();
       await publishManifest();
+      await declaring.progress;
       log.debug({ jobs: jobs.length }, 'batch published');
       return { batch, jobs: jobs.length, complete: false, missing: [], stats: { received: 0, duplicates: 0, unexpected: 0 }, failed: 0, window: { prefetch: 0, spilled: 0, stalls: 0 } };
     }
@@ -195,6 +197,7 @@ export class PipelineClient {
       timeoutMs: opts.timeoutMs,
       signal: opts.signal,
       manifest,
+      progressQueue: declaring.progress,
       window: opts.window,
     });
     const published = Promise.all([gatheringP.then((g) => publishJobs(g.admit)), publishManifest()]);

@@ -62,6 +62,8 @@ export interface GatherOptions {
   signal?: AbortSignal | undefined;
   manifest?: Manifest | undefined;
   progress?: Progress | undefined;
+  /** The progress queue's declaration, when the caller made it (submit does, with the batch's other queues). */
+  progressQueue?: Promise<unknown> | undefined;
   /** The reply window's limits; by default chosen from the jobs (windowFor). */
   window?: WindowLimits | undefined;
 }
@@ -84,6 +86,8 @@ const SPILL_BACKOFF_MS = 50;
 const SPILL_BACKOFF_MAX_MS = 1000;
 /** The spill round a copy went out in: `<session>:<results done then>`. */
 const SPILL_ROUND_HEADER = 'x-pipeline-spill-round';
+/** A progress record not confirmed after this long is logged as an error, ms. */
+const SLOW_CHECKPOINT_MS = 10_000;
 /** Longest wait for a checkpoint or the output at the end of a batch, ms. */
 const END_WAIT_MS = 5000;
 
@@ -143,7 +147,8 @@ export async function gather(
   let pending: Msg[] = [];
   let pendingBytes = 0;
   const progressQueue = progressQueueName(batch);
-  let progressDeclared = opts.progress !== undefined;
+  let progressDeclared = opts.progress !== undefined || opts.progressQueue !== undefined;
+  let progressReady = opts.progressQueue;
   let revision = opts.progress?.revision ?? 0;
   let recordedAt = collector.emittedCount;
 
@@ -157,23 +162,46 @@ export async function gather(
     if (taken !== recordedAt) {
       const record = collector.progress(revision + 1);
       if (record) {
-        const publisher = await deps.publisher.live();
-        if (!progressDeclared) {
-          await declareProgressQueue(publisher.channel, batch, deps.replyTtlMs, deps.replyQueueType);
-          progressDeclared = true;
+        // Replies are acked only after the record that covers them: a record the broker does
+        // not confirm holds the window, so say so (once) rather than wait in silence.
+        const slow = setTimeout(
+          () =>
+            log.error(
+              { batch, queue: progressQueue, waitedMs: SLOW_CHECKPOINT_MS },
+              'progress record not confirmed: replies stay unacknowledged until it is (is the progress queue available? rabbitmq-queues quorum_status)',
+            ),
+          SLOW_CHECKPOINT_MS,
+        );
+        slow.unref();
+        try {
+          await writeRecord(record);
+        } finally {
+          clearTimeout(slow);
         }
-        await publisher.publish('', progressQueue, Buffer.from(JSON.stringify(record)), {
-          contentType: 'application/json',
-          persistent: true,
-          type: PROGRESS_TYPE,
-          appId: 'pipeline',
-        });
         revision++;
         recordedAt = taken;
       }
     }
     for (const m of toAck) window.ack(m);
     window.flush();
+  };
+  const writeRecord = async (record: Progress): Promise<void> => {
+    if (progressReady) {
+      // Declared with the batch's other queues; if that failed (a lost channel), declare it here.
+      if (!(await progressReady.then(() => true, () => false))) progressDeclared = false;
+      progressReady = undefined;
+    }
+    const publisher = await deps.publisher.live();
+    if (!progressDeclared) {
+      await declareProgressQueue(publisher.channel, batch, deps.replyTtlMs, deps.replyQueueType);
+      progressDeclared = true;
+    }
+    await publisher.publish('', progressQueue, Buffer.from(JSON.stringify(record)), {
+      contentType: 'application/json',
+      persistent: true,
+      type: PROGRESS_TYPE,
+      appId: 'pipeline',
+    });
   };
   const checkpoints = new CheckpointRunner(checkpoint, (err) => log.debug({ err, batch }, 'checkpoint failed; the replies stay unacknowledged'));
 

@@ -258,8 +258,8 @@ export function manifestQueueName(batch: string): string {
 }
 
 /**
- * Where a batch's output checkpoints live (also keep-newest). Declared by the producer at its
- * first checkpoint, so batches answered within a second never have one.
+ * Where a batch's output checkpoints live (also keep-newest). Declared with the batch's other
+ * queues (declareReplyQueues); `collect` declares it too, for a batch from before that.
  */
 export function progressQueueName(batch: string): string {
   return `${REPLY_QUEUE_PREFIX}${batch}.progress`;
@@ -275,28 +275,31 @@ export async function declareProgressQueue(ch: Channel, batch: string, ttlMs: nu
 }
 
 /**
- * Declares a batch's reply queue and manifest queue: durable, so results outlive the
- * producer (and a broker restart); both expire when unused for `ttlMs`. `quorum` (on a
+ * Declares a batch's reply, manifest and progress queues: durable, so results outlive the
+ * producer (and a broker restart); all expire when unused for `ttlMs`. `quorum` (on a
  * cluster) replicates them, so they also outlive the loss of a node.
  */
 export async function declareReplyQueue(ch: Channel, batch: string, ttlMs: number, type: WorkQueueType = 'classic'): Promise<string> {
-  const { reply, manifest } = declareReplyQueues(ch, batch, ttlMs, type);
+  const { reply, manifest, progress } = declareReplyQueues(ch, batch, ttlMs, type);
   await reply;
   await manifest;
+  await progress;
   return replyQueueName(batch);
 }
 
 /**
- * The same, both declarations sent at once: the promises settle with the broker's answers,
- * and meanwhile more commands (the jobs' publishes) can follow on the same channel, which
- * the broker handles in order.
+ * The same, the three declarations sent at once: the promises settle with the broker's
+ * answers, and meanwhile more commands (the jobs' publishes) can follow on the same channel,
+ * which the broker handles in order. All of a batch's queues are made here, before its first
+ * job: none is declared mid-batch, when a broker node may be cut off (RabbitMQ 3.10 answered a
+ * quorum queue declared during a partition with declare-ok, and the queue never got a leader).
  */
 export function declareReplyQueues(
   ch: Channel,
   batch: string,
   ttlMs: number,
   type: WorkQueueType = 'classic',
-): { reply: Promise<unknown>; manifest: Promise<unknown> } {
+): { reply: Promise<unknown>; manifest: Promise<unknown>; progress: Promise<unknown> } {
   const reply = ch.assertQueue(replyQueueName(batch), {
     durable: true,
     arguments: { 'x-queue-type': type, 'x-expires': ttlMs },
@@ -305,5 +308,6 @@ export function declareReplyQueues(
     durable: true,
     arguments: { 'x-queue-type': type, 'x-expires': ttlMs, 'x-max-length': 1 },
   });
-  return { reply, manifest };
+  const progress = declareProgressQueue(ch, batch, ttlMs, type);
+  return { reply, manifest, progress };
 }
