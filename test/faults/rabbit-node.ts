@@ -7,10 +7,10 @@
  * It never touches the machine's own node (rabbit@localhost, port 5672): every rabbitmqctl
  * call names this node with `-n` and runs with this node's environment.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
+import { connect as tcpConnect, createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -42,6 +42,14 @@ export interface NodeOptions {
   startTimeoutMs?: number;
   /** The Erlang cookie (nodes of one cluster share one); a random one by default. */
   cookie?: string;
+  /**
+   * A loopback address of its own (127.0.0.2, ...) that this node's outgoing distribution
+   * connections come from, so that `cutOff()` can black-hole exactly its traffic with the other
+   * nodes (they all listen on 127.0.0.1). AMQP and the management API are not affected.
+   */
+  distSource?: string;
+  /** The Erlang kernel's net_ticktime, s (60 by default): a black-holed peer is seen as down after 0.75-1.25 of it. */
+  netTicktime?: number;
 }
 
 const live = new Set<RabbitNode>();
@@ -53,6 +61,26 @@ function installExitHooks(): void {
   // Synchronous: the last chance when a test file ends without its afterAll (a crash, a bail).
   process.once('exit', () => {
     for (const n of live) n.killSync();
+  });
+}
+
+/**
+ * Whether a broker answers on `port`: the AMQP 0-9-1 protocol header is sent and the first
+ * frame back is a method frame (connection.start).
+ */
+function amqpAnswers(port: number, timeoutMs = 2000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = tcpConnect({ host: '127.0.0.1', port });
+    const done = (ok: boolean) => {
+      clearTimeout(timer);
+      sock.destroy();
+      resolve(ok);
+    };
+    const timer = setTimeout(() => done(false), timeoutMs);
+    sock.once('connect', () => sock.write(Buffer.from([0x41, 0x4d, 0x51, 0x50, 0, 0, 9, 1])));
+    sock.once('data', (d: Buffer) => done(d[0] === 1));
+    sock.once('error', () => done(false));
+    sock.once('close', () => done(false));
   });
 }
 
@@ -117,8 +145,43 @@ export class RabbitNode {
       RABBITMQ_CTL_DIST_PORT_MIN: String(ports.dist + 10_000),
       RABBITMQ_CTL_DIST_PORT_MAX: String(ports.dist + 10_010),
       ERL_EPMD_ADDRESS: '127.0.0.1',
-      ERL_FLAGS: '-kernel inet_dist_use_interface {127,0,0,1}',
+      ERL_FLAGS: [
+        '-kernel inet_dist_use_interface {127,0,0,1}',
+        ...(opts.distSource ? [`-kernel inet_dist_connect_options [{ip,{${opts.distSource.split('.').join(',')}}}]`] : []),
+        ...(opts.netTicktime ? [`-kernel net_ticktime ${opts.netTicktime}`] : []),
+      ].join(' '),
     };
+    this.distSource = opts.distSource;
+  }
+
+  private readonly distSource: string | undefined;
+  private cut: string[][] = [];
+
+  /**
+   * Black-holes this node's distribution traffic (iptables DROP on loopback, both ways: what
+   * it sends from its own source address, what is sent to it, and its distribution port) so
+   * it is cut off from the rest of the cluster, silently, as by a failed switch: nobody gets a
+   * reset, the others see it go only when net_ticktime runs out. AMQP clients still reach it.
+   * Needs root, iptables and `distSource`. `heal()` takes the rules away.
+   */
+  async cutOff(): Promise<void> {
+    if (!this.distSource) throw new Error('cutOff() needs a node started with distSource');
+    if (this.cut.length) return;
+    const tag = ['-m', 'comment', '--comment', `amqp-pipeline-faults ${this.nodename}`];
+    this.cut = [
+      ['-s', this.distSource, '-j', 'DROP', ...tag],
+      ['-d', this.distSource, '-j', 'DROP', ...tag],
+      ['-p', 'tcp', '--dport', String(this.distPort), '-j', 'DROP', ...tag],
+      ['-p', 'tcp', '--sport', String(this.distPort), '-j', 'DROP', ...tag],
+    ];
+    for (const rule of this.cut) await iptables(['-I', 'INPUT', '-i', 'lo', ...rule]);
+  }
+
+  /** Takes `cutOff()`'s rules away: the nodes see each other again. */
+  async heal(): Promise<void> {
+    const rules = this.cut;
+    this.cut = [];
+    for (const rule of rules) await iptables(['-D', 'INPUT', '-i', 'lo', ...rule]).catch(() => {});
   }
 
   /** Creates the node's folder and starts it; resolves once it accepts AMQP connections. */
@@ -179,20 +242,25 @@ export class RabbitNode {
     const deadline = Date.now() + this.startTimeoutMs;
     while (Date.now() < deadline) {
       if (!this.running) throw new Error(`rabbitmq-server exited during start:\n${this.output.join('').slice(-3000)}`);
-      const r = await this.ctlRaw(['rabbitmq-diagnostics', '-q', '-n', this.nodename, 'check_port_connectivity'], 10_000);
-      if (r.code === 0) {
+      // An AMQP handshake, not `rabbitmq-diagnostics` (each run of which boots an Erlang VM:
+      // polled twice a second, that slowed a node rejoining a busy cluster on two cores).
+      if (await amqpAnswers(this.amqpPort)) {
         this.beam = this.readPidFile() ?? Number((await this.ctl(['eval', 'os:getpid().'])).replace(/\D/g, ''));
         if (!this.beam) throw new Error(`could not learn the beam.smp pid of ${this.nodename}`);
         return;
       }
       await sleep(500);
     }
-    throw new Error(`node ${this.nodename} did not come up within ${this.startTimeoutMs} ms:\n${this.output.join('').slice(-3000)}`);
+    // Its own log says why (the console output only shows the banner).
+    const logFile = join(this.env.RABBITMQ_LOG_BASE as string, `${this.nodename}.log`);
+    const tail = existsSync(logFile) ? readFileSync(logFile, 'utf8').split('\n').slice(-40).join('\n') : '(no log file)';
+    throw new Error(`node ${this.nodename} did not come up within ${this.startTimeoutMs} ms:\n${this.output.join('').slice(-1500)}\n--- ${logFile}:\n${tail}`);
   }
 
   /** SIGKILL of beam.smp: no goodbye to clients, no flush beyond what was fsynced. */
   async kill(): Promise<void> {
-    const pid = this.beam;
+    // The pid file too: a node that never answered during boot() has no `beam` yet.
+    const pid = this.beam ?? this.readPidFile();
     if (pid && this.running) process.kill(pid, 'SIGKILL');
     // The wrapper shell exits as soon as the emulator is gone.
     await Promise.race([this.exited, sleep(10_000)]);
@@ -287,6 +355,7 @@ export class RabbitNode {
 
   /** Stops the node (kill: a throwaway node has nothing to save) and deletes its folder. */
   async dispose(): Promise<void> {
+    await this.heal();
     if (this.running) {
       await this.kill().catch(() => {});
     }
@@ -297,6 +366,8 @@ export class RabbitNode {
 
   /** For the exit hook: no awaiting there. */
   killSync(): void {
+    for (const rule of this.cut) spawnSync('iptables', ['-D', 'INPUT', '-i', 'lo', ...rule], { stdio: 'ignore' });
+    this.cut = [];
     for (const pid of [this.beam ?? this.readPidFile(), this.running ? this.child?.pid : undefined]) {
       if (!pid) continue;
       try {
@@ -342,6 +413,21 @@ export class RabbitNode {
     }
     this.reaper = undefined;
   }
+}
+
+/** Whether this machine can black-hole loopback traffic (root and an iptables that works). */
+export function canCutOff(): boolean {
+  return process.getuid?.() === 0 && spawnSync('iptables', ['-L', 'INPUT', '-n'], { stdio: 'ignore' }).status === 0;
+}
+
+function iptables(args: string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('iptables', ['-w', '5', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+    child.once('error', reject);
+    child.once('close', (code) => (code === 0 ? resolve() : reject(new Error(`iptables ${args.join(' ')}: exit ${code}: ${err.trim()}`))));
+  });
 }
 
 export function sleep(ms: number): Promise<void> {
