@@ -42,6 +42,16 @@ describe('broker definitions', () => {
     const committed = readFileSync(new URL('../rabbitmq/definitions.json', import.meta.url), 'utf8');
     expect(run.stdout).toBe(committed);
   });
+
+  it('when the topology is exported with REPLY_QUEUE_TYPE=quorum, then it is exactly the committed rabbitmq/definitions.cluster.json (quorum retry tiers)', async () => {
+    const run = await runCli(['topology', '--export'], { env: { REPLY_QUEUE_TYPE: 'quorum' } });
+    expect(run.code, run.stderr).toBe(0);
+    const committed = readFileSync(new URL('../rabbitmq/definitions.cluster.json', import.meta.url), 'utf8');
+    expect(run.stdout).toBe(committed);
+    const tiers = (JSON.parse(committed) as { queues: { name: string; arguments: Record<string, unknown> }[] }).queues.filter((q) => q.name.includes('.retry.'));
+    expect(tiers).toHaveLength(9);
+    for (const q of tiers) expect(q.arguments['x-queue-type'], q.name).toBe('quorum');
+  });
 });
 
 describeManaged('operating the services (management API)', () => {

@@ -9,6 +9,8 @@ import { fileURLToPath } from 'node:url';
 
 export const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const COMPOSE_FILE = fileURLToPath(new URL('../../docker-compose.yml', import.meta.url));
+/** The three-node cluster, layered over COMPOSE_FILE. */
+export const CLUSTER_COMPOSE_FILE = fileURLToPath(new URL('../../docker-compose.cluster.yml', import.meta.url));
 
 export interface RunResult {
   code: number | null;
