@@ -190,7 +190,9 @@ export class PipelineClient {
     }
     // Waiting: start reading replies, publish the jobs and the manifest, all at once (results
     // that come before the consumer is ready simply wait in the queue).
+    let publishedAll: () => void = () => {};
     const gatheringP = this.gather(batch, replyQueue, {
+      published: new Promise<void>((resolve) => (publishedAll = resolve)),
       onResult: opts.onResult,
       onProgress: opts.onProgress,
       written: opts.written,
@@ -202,6 +204,7 @@ export class PipelineClient {
     });
     const published = Promise.all([gatheringP.then((g) => publishJobs(g.admit)), publishManifest()]);
     published.catch(() => {}); // handled below, once the consumer is ready; not "unhandled" meanwhile
+    void published.finally(publishedAll).catch(() => {});
     const gathering = await gatheringP.catch(async (err: unknown) => {
       await published.catch(() => {});
       throw err;

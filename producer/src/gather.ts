@@ -62,6 +62,11 @@ export interface GatherOptions {
   signal?: AbortSignal | undefined;
   manifest?: Manifest | undefined;
   progress?: Progress | undefined;
+  /**
+   * Settles once every publish into the batch's queues (its jobs, its manifest) is settled:
+   * the queues are deleted at the end only after it, so that no publish meets a queue gone.
+   */
+  published?: Promise<unknown> | undefined;
   /** The progress queue's declaration, when the caller made it (submit does, with the batch's other queues). */
   progressQueue?: Promise<unknown> | undefined;
   /** The reply window's limits; by default chosen from the jobs (windowFor). */
@@ -146,6 +151,8 @@ export async function gather(
 
   let pending: Msg[] = [];
   let pendingBytes = 0;
+  /** Replies whose progress record is being written (taken out of `pending` meanwhile). */
+  let recording = 0;
   const progressQueue = progressQueueName(batch);
   let progressDeclared = opts.progress !== undefined || opts.progressQueue !== undefined;
   let progressReady = opts.progressQueue;
@@ -173,10 +180,18 @@ export async function gather(
           SLOW_CHECKPOINT_MS,
         );
         slow.unref();
+        recording = toAck.length;
         try {
           await writeRecord(record);
+        } catch (err) {
+          // Not recorded, so not acked: they wait for the next checkpoint (dropping them here
+          // would leave them unacknowledged for good, each one a slot of the window lost).
+          pending = toAck.concat(pending);
+          pendingBytes += toAck.reduce((n, m) => n + m.content.length, 0);
+          throw err;
         } finally {
           clearTimeout(slow);
+          recording = 0;
         }
         revision++;
         recordedAt = taken;
@@ -317,10 +332,11 @@ export async function gather(
   await window.start();
   const ticker = setInterval(() => {
     if (pending.length) void checkpoints.request();
-    void window.watch(collector.held + pending.length + spilling, {
+    void window.watch(collector.held + pending.length + recording + spilling, {
       held: collector.held,
       heldBytes: collector.heldBytes,
       awaitingCheckpoint: pending.length,
+      recording,
       spilling,
       done: collector.doneCount,
       expected: collector.expectedCount,
@@ -355,6 +371,7 @@ export async function gather(
           for (const m of pending) w.ack(m);
           pending = [];
           w.flush();
+          if (opts.published) await within(opts.published.catch(() => {}), END_WAIT_MS);
           await w.deleteQueues([replyQueue, manifestQueueName(batch), ...(progressDeclared ? [progressQueue] : [])]);
         } else if (w?.open) {
           await within(checkpoints.request(), END_WAIT_MS);
