@@ -11,7 +11,7 @@
  *   meanwhile (then it runs right after: a request is never skipped).
  * - Everything else is pure: encoding the done set, folding summaries, merging records.
  */
-import type { Progress, ResultKind, Totals } from '@amqp-pipeline/shared';
+import type { Progress, ResultKind, Totals } from '@amqp-pipeline/shared/client';
 
 /** A checkpoint is due once this many replies wait for their ack... */
 export const CHECKPOINT_REPLIES = 256;

@@ -21,7 +21,7 @@ import {
   type Manifest,
   type OutputMode,
   replyQueueType,
-} from '@amqp-pipeline/shared';
+} from '@amqp-pipeline/shared/client';
 import type { RecoveringChannelModel } from 'amqplib';
 import { mergeProgress } from './checkpoint.js';
 import type { Emitted } from './collector.js';
@@ -166,6 +166,8 @@ export class PipelineClient {
         const turn = admit?.(i);
         if (turn) await turn;
         const job = jobs[i]!;
+        // For `npm run bench -- cli-start`: how long after the process started the first job goes.
+        if (i === 0) log.debug({ sinceStartMs: Math.round(performance.now()) }, 'publishing the first job');
         const message = jobMessage(job, correlationIdFor(batch, i), replyQueue);
         await this.publisher.publish(job.exchange, job.routingKey, message.content, message.options, deadline);
       });

@@ -9,7 +9,7 @@ import {
   type Result,
   type ResultKind,
   type Totals,
-} from '@amqp-pipeline/shared';
+} from '@amqp-pipeline/shared/client';
 import type { ConsumeMessage } from 'amqplib';
 import { emptyTotals, encodeDone, foldSummary, recordedDone, totalsOf } from './checkpoint.js';
 

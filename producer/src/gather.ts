@@ -32,7 +32,7 @@ import {
   type Logger,
   type Manifest,
   type Progress,
-} from '@amqp-pipeline/shared';
+} from '@amqp-pipeline/shared/client';
 import type { ConsumeMessage, RecoveringChannelModel } from 'amqplib';
 import { randomUUID } from 'node:crypto';
 import { CHECKPOINT_MS, CheckpointRunner, checkpointDue, checkpointEvery } from './checkpoint.js';

@@ -7,7 +7,7 @@
  *   way if that channel is gone (one at a time, shared by every waiting publish);
  * - `runLanes`: the next index to start, and whether a lane failed (then no new one starts).
  */
-import { ErrorCodes, PipelineError, Publisher, isPipelineError, type Logger } from '@amqp-pipeline/shared';
+import { ErrorCodes, PipelineError, Publisher, isPipelineError, type Logger } from '@amqp-pipeline/shared/client';
 import type { Options, RecoveringChannelModel } from 'amqplib';
 
 /** Jobs of a batch published and awaiting their confirms at once (the publisher's own bound). */

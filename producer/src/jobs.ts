@@ -8,7 +8,7 @@ import {
   URL_JOB_TYPE,
   type RangeJob,
   type ResultKind,
-} from '@amqp-pipeline/shared';
+} from '@amqp-pipeline/shared/client';
 
 /** One message to publish, and what results it should bring back. */
 export interface JobSpec {

@@ -12,7 +12,7 @@
  * - when the last reply arrived, and how many stalls were seen (see `watch`); a stall ends
  *   with the channel closed and opened again, by the same path as a lost connection.
  */
-import { AckBatcher, type Logger } from '@amqp-pipeline/shared';
+import { AckBatcher, type Logger } from '@amqp-pipeline/shared/client';
 import type { Channel, ConsumeMessage, RecoveringChannelModel } from 'amqplib';
 import { reopen } from './reconnect.js';
 

@@ -9,7 +9,7 @@ import {
   type Logger,
   type Result,
   replyQueueType,
-} from '@amqp-pipeline/shared';
+} from '@amqp-pipeline/shared/client';
 import type { Channel, ConsumeMessage, Options, RecoveringChannelModel } from 'amqplib';
 import { jobMessage, newBatchId, type JobSpec } from './jobs.js';
 
