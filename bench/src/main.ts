@@ -14,6 +14,7 @@ const suites: Record<string, () => Promise<Suite>> = {
   titles: async () => (await import('./titles.js')).run,
   'fan-out': async () => (await import('./fanout.js')).run,
   'cold-start': async () => (await import('./cold-start.js')).run,
+  'cli-start': async () => (await import('./cli-start.js')).run,
   scale: async () => (await import('./scale.js')).run,
 };
 
