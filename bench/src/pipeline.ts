@@ -405,10 +405,57 @@ async function backlogRss(config: Config, n: number): Promise<{ consumerMb: numb
   }
 }
 
+/**
+ * What quorum reply queues cost on one node (a cluster's default, REPLY_QUEUE_TYPE=quorum)
+ * against classic ones (one node's default). One prime-filter serves two producers that differ
+ * only in REPLY_QUEUE_TYPE; they take turns, a batch of `jobs` each per round, then one-job
+ * batches (where declaring and deleting the batch's reply, manifest and progress queues is most
+ * of the cost) in blocks of 20. The services and work queues are the same for both.
+ */
+async function replyQueueCost(config: Config, jobs: number): Promise<{ classic: number[]; quorum: number[]; classicOne: number[]; quorumOne: number[] }> {
+  const proc = new ServiceProcess('prime-filter', { env: { AMQP_URL: config.AMQP_URL, LOG_LEVEL: 'info', WORK_QUEUE_TYPE: config.WORK_QUEUE_TYPE } });
+  try {
+    await proc.ready;
+    const logger = createLogger('bench', { level: 'error' }, 2);
+    const classic = await PipelineClient.connect({ ...config, REPLY_QUEUE_TYPE: 'classic' }, logger);
+    const quorum = await PipelineClient.connect({ ...config, REPLY_QUEUE_TYPE: 'quorum' }, logger);
+    try {
+      let offset = 0;
+      const batch = async (client: PipelineClient, n: number): Promise<number> => {
+        const started = performance.now();
+        const outcome = await client.submit(smallJobs(n, offset), { wait: true, output: 'independent', timeoutMs: 600_000 });
+        offset += n;
+        if (!outcome.complete || outcome.failed > 0) throw new Error(`bench batch incomplete: ${JSON.stringify(outcome.stats)}`);
+        return performance.now() - started;
+      };
+      await batch(classic, WARMUP_JOBS);
+      await batch(quorum, WARMUP_JOBS);
+      const out = { classic: [] as number[], quorum: [] as number[], classicOne: [] as number[], quorumOne: [] as number[] };
+      for (let i = 0; i < ROUNDS; i++) {
+        out.classic.push(jobs / ((await batch(classic, jobs)) / 1000));
+        out.quorum.push(jobs / ((await batch(quorum, jobs)) / 1000));
+      }
+      for (let i = 0; i < 10; i++) await batch(classic, 1), await batch(quorum, 1);
+      for (let done = 0; done < BATCH_SAMPLES; done += 20) {
+        for (let i = 0; i < 20; i++) out.classicOne.push(await batch(classic, 1));
+        for (let i = 0; i < 20; i++) out.quorumOne.push(await batch(quorum, 1));
+      }
+      out.classicOne.sort((a, b) => a - b);
+      out.quorumOne.sort((a, b) => a - b);
+      return out;
+    } finally {
+      await classic.close();
+      await quorum.close();
+    }
+  } finally {
+    await proc.stop();
+  }
+}
+
 const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
 
-/** BENCH_PARTS=ceiling,one,two,latency,backlog,classic picks parts of the suite (all by default). */
-const PARTS = new Set((process.env.BENCH_PARTS ?? 'ceiling,one,two,latency,backlog,classic').split(','));
+/** BENCH_PARTS=ceiling,one,two,latency,backlog,classic,replyq picks parts of the suite (all by default). */
+const PARTS = new Set((process.env.BENCH_PARTS ?? 'ceiling,one,two,latency,backlog,classic,replyq').split(','));
 
 export async function run(): Promise<Row[]> {
   const config = loadConfig(process.env);
@@ -504,6 +551,15 @@ export async function run(): Promise<Row[]> {
     } else {
       rows.push({ suite, case: 'WORK_QUEUE_TYPE=classic rows', ours: NaN, unit: '-', higherIsBetter: true, note: `skipped: ${classic.skipped}` });
     }
+  }
+  if (PARTS.has('replyq')) {
+    const c = await replyQueueCost(config, JOBS);
+    const ratios = c.quorum.map((q, i) => q / c.classic[i]!);
+    const rounds = `median of per-round ratios ${median(ratios).toFixed(2)}x (rounds: ${ratios.map((x) => x.toFixed(2)).join(' ')})`;
+    rows.push(
+      { suite, case: `${JOBS} small jobs, 1 prime-filter, REPLY_QUEUE_TYPE=quorum on one node`, ours: median(c.quorum), baseline: median(c.classic), baselineName: 'the same with classic reply queues', unit: 'jobs/s', higherIsBetter: true, note: `a cluster's default, measured on one node; producers taking turns; ${rounds}` },
+      { suite, case: 'single job as a one-job batch, p50, REPLY_QUEUE_TYPE=quorum on one node', ours: pct(c.quorumOne, 50), baseline: pct(c.classicOne, 50), baselineName: 'classic reply queues, p50', unit: 'ms', higherIsBetter: false, note: `${c.quorumOne.length} each, blocks of 20 taking turns; p99 quorum ${pct(c.quorumOne, 99).toFixed(1)} ms, classic ${pct(c.classicOne, 99).toFixed(1)} ms` },
+    );
   }
   if (PARTS.has('backlog')) {
     const backlog = await backlogRss(config, BACKLOG);
