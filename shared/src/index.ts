@@ -1,44 +1,6 @@
-export { loadConfig, redactUrl, configKeys, brokerUrls, replyQueueType, type Config } from './config.js';
-export { createLogger, type Logger, type LoggerConfig } from './log.js';
-export { ErrorCodes, PipelineError, isPipelineError, toWireError, type ErrorCode, type PipelineErrorOptions } from './errors.js';
-export {
-  topology,
-  Exchanges,
-  Queues,
-  Bindings,
-  RoutingKeys,
-  DELIVERY_LIMIT,
-  RETRY_TIERS,
-  retryQueueName,
-  REPLY_QUEUE_PREFIX,
-  replyQueueName,
-  manifestQueueName,
-  progressQueueName,
-  declareProgressQueue,
-  declareTopology,
-  declareReplyQueue,
-  declareReplyQueues,
-  topologyFor,
-  retryQueues,
-  topologyOf,
-  withQueueType,
-  WORK_QUEUE_TYPES,
-  REDELIVERIES_HEADER,
-  type WorkQueueType,
-  servicePermissions,
-  producerPermissions,
-  Roles,
-  type RoleName,
-  type Permissions,
-  type Topology,
-  type ExchangeSpec,
-  type QueueSpec,
-  type BindingSpec,
-} from './topology.js';
-export { connectBroker, connectionNameFor, brokerHelp, tlsFiles, type BrokerOptions } from './broker.js';
-export { Publisher, type PublisherOptions } from './publisher.js';
-export { AckBatcher } from './acks.js';
-export { within } from './within.js';
+// Everything a client needs (shared/src/client.ts, also `@amqp-pipeline/shared/client`), and
+// what only services use: the consumer loop, metrics, the health server.
+export * from './client.js';
 export { ServiceMetrics, type JobOutcome } from './metrics.js';
 export { startHealthServer, type HealthServer, type HealthServerOptions } from './health.js';
 export {
@@ -53,21 +15,4 @@ export {
   type ConsumerOptions,
   type RunningConsumer,
 } from './consumer.js';
-export { RangeJobSchema, RangeRoutes, rangeWidth, assertRangeWidth, type RangeLimits, RANGE_JOB_TYPE, RANGE_JOB_VERSION, type RangeJob } from './messages/range-job.js';
-export { UrlJobSchema, URL_JOB_TYPE, URL_JOB_VERSION, URL_JOB_ROUTING_KEY, MAX_URL_LENGTH, type UrlJob } from './messages/url-job.js';
-export {
-  ResultSchema,
-  ResultKinds,
-  SquareValue,
-  RangeSummary,
-  PartInfo,
-  RESULT_TYPE,
-  RESULT_VERSION,
-  type Result,
-  type ResultKind,
-  type SuccessResult,
-  type FailureResult,
-} from './messages/result.js';
-export { ManifestSchema, OutputMode, MANIFEST_TYPE, ProgressSchema, PROGRESS_TYPE, TotalsSchema, type Manifest, type Progress, type Totals } from './messages/manifest.js';
-export { serviceMain, EXIT_CONFIG } from './service.js';
-export { brokerDefinitions, defaultUsers, rabbitPasswordHash, type UserSpec } from './definitions.js';
+export { serviceMain } from './service.js';
