@@ -9,7 +9,7 @@
  * `eval "$(../shared/tools/containers.sh up)"` on a machine without Docker.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLUSTER_COMPOSE_FILE, COMPOSE_FILE, composeCommand, engineConfigured, freePort, log, run, runOk, tail, waitFor, type RunResult } from './engine.js';
+import { CLUSTER_COMPOSE_FILE, COMPOSE_FILE, composeCommand, engineConfigured, freePort, log, managementApi, run, runOk, tail, waitFor, type RunResult } from './engine.js';
 
 const IMAGE = 'amqp-pipeline:local';
 const PROJECT = `plcl-${process.pid}-${Date.now().toString(36)}`;
@@ -63,15 +63,6 @@ async function states(service: string): Promise<State[]> {
   return (JSON.parse((await runOk('docker', ['inspect', ...ids], { timeoutMs: 30_000 })).stdout) as { State: State }[]).map((c) => c.State);
 }
 
-async function managementApi<T>(path: string): Promise<T> {
-  const res = await fetch(`http://127.0.0.1:${mgmtPort}/api${path}`, {
-    headers: { authorization: `Basic ${Buffer.from('admin:admin').toString('base64')}` },
-    signal: AbortSignal.timeout(10_000),
-  });
-  if (!res.ok) throw new Error(`management API ${path}: HTTP ${res.status}`);
-  return (await res.json()) as T;
-}
-
 /** rabbitmqctl inside a running node's container. */
 async function ctl(service: string, args: string[]): Promise<string> {
   const [id] = await containerIds(service);
@@ -122,7 +113,7 @@ describe('docker compose: a three-node cluster (docker-compose.cluster.yml)', ()
     const status = await ctl('rabbitmq', ['cluster_status', '--formatter', 'json']);
     const running = (JSON.parse(status) as { running_nodes: string[] }).running_nodes;
     expect([...running].sort()).toEqual(NODES.map((n) => `rabbit@${n}`).sort());
-    const queues = await managementApi<{ name: string; type: string; members?: string[] }[]>('/queues/%2F');
+    const queues = await managementApi<{ name: string; type: string; members?: string[] }[]>(mgmtPort, '/queues/%2F');
     const ours = queues.filter((q) => /^pipeline\.(primes|squares|titles|dead)(\.retry\.\d)?$/.test(q.name));
     expect(ours).toHaveLength(4 + 9);
     for (const q of ours) {
@@ -136,7 +127,7 @@ describe('docker compose: a three-node cluster (docker-compose.cluster.yml)', ()
     const producer = dc(['run', '--rm', '-T', 'producer', 'pipeline', 'primes', '1', String(TO), '--chunk', String(CHUNK), '--count', '--json', '--timeout', '300'], 600_000);
     // A tenth of the jobs acknowledged, then the first node goes.
     await waitFor('a tenth of the batch done', 180_000, async () => {
-      const q = await managementApi<{ message_stats?: { ack?: number } }>('/queues/%2F/pipeline.primes');
+      const q = await managementApi<{ message_stats?: { ack?: number } }>(mgmtPort, '/queues/%2F/pipeline.primes');
       return (q.message_stats?.ack ?? 0) >= TO / CHUNK / 10 ? true : undefined;
     }, 250);
     const stopAt = Date.now();

@@ -9,7 +9,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { COMPOSE_FILE, REPO_ROOT, composeCommand, engineConfigured, freePort, log, run, runOk, tail, waitFor, type RunResult } from './engine.js';
+import { COMPOSE_FILE, REPO_ROOT, composeCommand, engineConfigured, freePort, log, managementApi, run, runOk, tail, waitFor, type RunResult } from './engine.js';
 
 const IMAGE = 'amqp-pipeline:local'; // the image docker-compose.yml names
 const PROJECT = `plct-${process.pid}-${Date.now().toString(36)}`;
@@ -86,15 +86,6 @@ async function fetchInside(id: string, path: string): Promise<{ status: number; 
   return JSON.parse(r.stdout) as { status: number; body: string };
 }
 
-async function managementApi<T>(path: string): Promise<T> {
-  const res = await fetch(`http://127.0.0.1:${mgmtPort}/api${path}`, {
-    headers: { authorization: `Basic ${Buffer.from('admin:admin').toString('base64')}` },
-    signal: AbortSignal.timeout(10_000),
-  });
-  if (!res.ok) throw new Error(`management API ${path}: HTTP ${res.status}`);
-  return (await res.json()) as T;
-}
-
 describe('docker compose: the broker and the services in containers', () => {
   beforeAll(async () => {
     if (!engineConfigured()) {
@@ -113,9 +104,9 @@ describe('docker compose: the broker and the services in containers', () => {
     await dcOk(['up', '-d', 'rabbitmq'], 300_000);
     await waitHealthy(['rabbitmq'], 1, 180_000);
     brokerAtBoot = await waitFor('the management API', 60_000, async () => ({
-      queues: await managementApi<{ name: string; type?: string; consumers?: number }[]>('/queues'),
-      exchanges: (await managementApi<{ name: string }[]>('/exchanges')).map((e) => e.name),
-      users: (await managementApi<{ name: string }[]>('/users')).map((u) => u.name),
+      queues: await managementApi<{ name: string; type?: string; consumers?: number }[]>(mgmtPort, '/queues'),
+      exchanges: (await managementApi<{ name: string }[]>(mgmtPort, '/exchanges')).map((e) => e.name),
+      users: (await managementApi<{ name: string }[]>(mgmtPort, '/users')).map((u) => u.name),
     }));
 
     // Then everything, prime-filter twice.

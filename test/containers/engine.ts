@@ -120,3 +120,13 @@ export function composeCommand(): string[] {
 export function log(msg: string): void {
   process.stderr.write(`[containers] ${msg}\n`);
 }
+
+/** A GET of the management HTTP API on 127.0.0.1:`port` (the compose files' admin user). */
+export async function managementApi<T>(port: number, path: string): Promise<T> {
+  const res = await fetch(`http://127.0.0.1:${port}/api${path}`, {
+    headers: { authorization: `Basic ${Buffer.from('admin:admin').toString('base64')}` },
+    signal: AbortSignal.timeout(10_000),
+  });
+  if (!res.ok) throw new Error(`management API ${path}: HTTP ${res.status}`);
+  return (await res.json()) as T;
+}
