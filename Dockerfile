@@ -35,7 +35,8 @@ COPY shared/ shared/
 COPY producer/ producer/
 COPY consumers/ consumers/
 RUN npx tsc -b shared producer consumers/prime-filter consumers/square-mapper consumers/title-fetcher \
- && chmod 0755 producer/dist/cli.js consumers/*/dist/main.js
+ && npm run bundle -w producer \
+ && chmod 0755 producer/dist/bundle/cli.js consumers/*/dist/main.js
 # prime-filter's WebAssembly sieve (assembly/ -> build/sieve.wasm, which dist/ loads; without it the
 # service falls back to its slower JS kernel), when the workspace has one.
 RUN mkdir -p consumers/prime-filter/build \
@@ -73,7 +74,7 @@ COPY --from=build /app/consumers/prime-filter/dist consumers/prime-filter/dist/
 COPY --from=build /app/consumers/prime-filter/build consumers/prime-filter/build/
 COPY --from=build /app/consumers/square-mapper/dist consumers/square-mapper/dist/
 COPY --from=build /app/consumers/title-fetcher/dist consumers/title-fetcher/dist/
-RUN ln -s /app/producer/dist/cli.js /usr/local/bin/pipeline && pipeline --version
+RUN ln -s /app/producer/dist/bundle/cli.js /usr/local/bin/pipeline && pipeline --version
 # Each service serves GET /healthz, /readyz and /metrics on this port.
 ENV HEALTH_PORT=8080 HEALTH_HOST=0.0.0.0
 EXPOSE 8080

@@ -15,9 +15,9 @@ export function serviceEntry(name: ServiceName): string {
   return join(dirname(pkg), 'dist', 'main.js');
 }
 
-/** Absolute path of the `pipeline` CLI. */
+/** Absolute path of the `pipeline` CLI: the file `npx pipeline` runs (it loads the bundle). */
 export function cliEntry(): string {
-  return join(dirname(require.resolve('@amqp-pipeline/producer/package.json')), 'dist', 'cli.js');
+  return join(dirname(require.resolve('@amqp-pipeline/producer/package.json')), 'bin', 'pipeline.js');
 }
 
 export interface StartOptions {

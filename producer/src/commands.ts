@@ -276,7 +276,9 @@ export function fail(err: unknown): number {
     if (err.code === ErrorCodes.BROKER_UNREACHABLE || err.code === ErrorCodes.CHANNEL_CLOSED) return Exit.BROKER;
     return Exit.JOB_FAILED;
   }
-  process.stderr.write(`pipeline: unexpected failure: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  // The CLI runs as a bundle: its stack names bundle lines unless Node maps them back.
+  const hint = process.execArgv.includes('--enable-source-maps') || /--enable-source-maps/.test(process.env.NODE_OPTIONS ?? '') ? '' : '\n(run with NODE_OPTIONS=--enable-source-maps to see the TypeScript lines)';
+  process.stderr.write(`pipeline: unexpected failure: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}${hint}\n`);
   return Exit.JOB_FAILED;
 }
 
