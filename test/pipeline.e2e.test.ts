@@ -263,7 +263,7 @@ describe('the pipeline, end to end', () => {
       const correlationId = randomUUID();
       ch.publish('pipeline.ranges', 'range.primes', Buffer.from('{"from": 90, "to": 110}'), { replyTo: queue, correlationId });
       const [reply] = await receive(ch, queue, (m) => m.properties.correlationId === correlationId, 1);
-      expect(JSON.parse(reply!.content.toString())).toEqual({ ok: true, kind: 'primes', primes: [97, 101, 103, 107, 109] });
+      expect(JSON.parse(reply!.content.toString())).toEqual({ ok: true, kind: 'primes', job: { from: 90, to: 110 }, primes: [97, 101, 103, 107, 109] });
       expect(reply!.properties.contentType).toBe('application/json');
     });
   });
@@ -281,7 +281,7 @@ describe('the pipeline, end to end', () => {
       expect(dead!.properties.headers?.['x-pipeline-redelivered']).toBe(false);
       expect(String(dead!.properties.headers?.['x-pipeline-reason'])).toMatch(/does not exist$/);
       // The result itself is kept whole, for whoever finds it.
-      expect(JSON.parse(dead!.content.toString())).toEqual({ ok: true, kind: 'primes', primes: [2, 3, 5, 7] });
+      expect(JSON.parse(dead!.content.toString())).toEqual({ ok: true, kind: 'primes', job: { from: 1, to: 10 }, primes: [2, 3, 5, 7] });
     });
   });
 });

@@ -30,7 +30,7 @@ describe('docs/protocol.md', () => {
     const run = spawnSync(PYTHON, ['-c', script], { encoding: 'utf8', timeout: 30_000 });
     expect(run.status, run.stderr).toBe(0);
     expect(run.stdout.trim()).toBe(
-      "{'ok': True, 'kind': 'primes', 'primes': [2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59, 61, 67, 71, 73, 79, 83, 89, 97]}",
+      "{'ok': True, 'kind': 'primes', 'job': {'from': 2, 'to': 100}, 'primes': [2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59, 61, 67, 71, 73, 79, 83, 89, 97]}",
     );
   });
 });

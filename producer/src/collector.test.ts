@@ -1,29 +1,39 @@
 import { MANIFEST_TYPE, type Manifest } from '@amqp-pipeline/shared';
-import { describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { BatchCollector, type Emitted, type Msg } from './collector.js';
 
 const batch = 'B1';
-const manifest = (output: Manifest['output'], jobs: Manifest['jobs'], request?: Record<string, unknown>): Manifest => ({
-  batch,
-  createdAt: '2026-11-29T00:00:00Z',
-  revision: 0,
-  output,
-  ...(request ? { request } : {}),
-  jobs,
-});
+/** Each job's input, by id, as the manifests below make them: a service echoes it in its results. */
+const inputs = new Map<string, Record<string, unknown>>();
+const manifest = (output: Manifest['output'], jobs: Manifest['jobs'], request?: Record<string, unknown>): Manifest => {
+  for (const j of jobs) inputs.set(j.id, j.input);
+  return { batch, createdAt: '2026-11-29T00:00:00Z', revision: 0, output, ...(request ? { request } : {}), jobs };
+};
 const mixed = manifest('independent', [
   { id: 'B1.0', kinds: ['primes', 'squares'], input: { from: 2, to: 5 } },
   { id: 'B1.1', kinds: ['title'], input: { url: 'http://x/' } },
 ]);
 
-const msg = (correlationId: string, body: unknown, type?: string): Msg => ({
-  content: Buffer.from(typeof body === 'string' ? body : JSON.stringify(body)),
-  properties: { correlationId, type } as never,
-});
+/** A reply as a service sends it: a result carries its job's echo (`job`), unless it has one or says `job: null`. */
+const msg = (correlationId: string, body: unknown, type?: string): Msg => {
+  let content = body;
+  if (typeof body === 'object' && body !== null && type === undefined && !('job' in body) && inputs.has(correlationId)) {
+    content = { job: inputs.get(correlationId), ...body };
+  } else if (typeof body === 'object' && body !== null && 'job' in body && (body as { job: unknown }).job === null) {
+    const { job: _none, ...rest } = body as { job: unknown };
+    content = rest;
+  }
+  return { content: Buffer.from(typeof content === 'string' ? content : JSON.stringify(content)), properties: { correlationId, type } as never };
+};
 const part = (kind: 'primes' | 'squares', values: number[], index: number, last: boolean) => ({ ok: true, kind, [kind]: values, part: { index, last } });
 const label = (e: Emitted) => (e.type === 'result' ? `${e.id}:${e.result.kind}${'part' in e.result && e.result.part ? `#${e.result.part.index}` : ''}` : `combined:${e.kind}`);
 
 describe('BatchCollector', () => {
+  // The shared manifest's inputs again before each test (a test's own manifest may reuse its ids).
+  beforeEach(() => {
+    for (const j of mixed.jobs) inputs.set(j.id, j.input);
+  });
+
   it('when every expected kind of every job arrives, then it is complete and reports each once, releasing each message', () => {
     const seen: Emitted[] = [];
     const c = new BatchCollector(batch, (r) => seen.push(r), mixed);
@@ -57,11 +67,32 @@ describe('BatchCollector', () => {
     expect(c.missing().map((m) => `${m.id}:${m.kind}`)).toEqual(['B1.0:primes', 'B1.0:squares', 'B1.1:title']);
   });
 
+  it('when a forged or borrowed reply comes before the real one, then it is refused and counted, the sender is reported, and the real one is taken once', () => {
+    const seen: Emitted[] = [];
+    const refused: string[] = [];
+    const job = { from: 1, to: 3 };
+    const c = new BatchCollector(batch, (r) => seen.push(r), manifest('ordered', [{ id: 'B1.0', kinds: ['squares'], input: job }]), undefined, undefined, (_m, why) => refused.push(why));
+    const forged = msg('B1.0', { ok: true, kind: 'squares', job: null, squares: [666, 777, 888] });
+    const forgedWithEcho = msg('B1.0', { ok: true, kind: 'squares', job, squares: [666, 777, 888] });
+    const borrowed = msg('B1.0', { ok: true, kind: 'squares', job: { from: 5, to: 6 }, squares: [25, 36] });
+    for (const m of [forged, forgedWithEcho, borrowed]) expect(c.accept(m)).toEqual([m]);
+    expect(seen).toEqual([]);
+    expect(c.complete).toBe(false);
+    c.accept(msg('B1.0', { ok: true, kind: 'squares', squares: [1, 4, 9] }));
+    expect(seen).toEqual([{ type: 'result', batch, id: 'B1.0', input: job, result: { ok: true, kind: 'squares', squares: [1, 4, 9] } }]);
+    expect(c.stats).toEqual({ received: 1, duplicates: 0, unexpected: 3 });
+    expect(refused).toEqual([
+      expect.stringMatching(/does not echo its job/),
+      expect.stringMatching(/entry 0 is 666/),
+      expect.stringMatching(/answers \{"from":5,"to":6\}/),
+    ]);
+  });
+
   it('when collect resumes from a checkpoint, then what it records as written out is not emitted again, and counts as a duplicate', () => {
     // An earlier session wrote out B1.0's primes (result 0) and its squares' first part (result 1).
     const earlier = new BatchCollector(batch, () => {}, mixed);
     earlier.accept(msg('B1.0', { ok: true, kind: 'primes', primes: [2, 3, 5] }));
-    earlier.accept(msg('B1.0', part('squares', [4], 0, false)));
+    earlier.accept(msg('B1.0', part('squares', [4, 9], 0, false)));
     const progress = earlier.progress(3);
     expect(progress).toEqual({ batch, revision: 3, base: 1, done: '', nextPart: { '1': 1 } });
     const seen: Emitted[] = [];
@@ -69,8 +100,8 @@ describe('BatchCollector', () => {
     expect(c.doneCount).toBe(1);
     const again = msg('B1.0', { ok: true, kind: 'primes', primes: [2, 3, 5] });
     expect(c.accept(again)).toEqual([again]);
-    c.accept(msg('B1.0', part('squares', [4], 0, false)));
-    c.accept(msg('B1.0', part('squares', [9], 1, true)));
+    c.accept(msg('B1.0', part('squares', [4, 9], 0, false)));
+    c.accept(msg('B1.0', part('squares', [16, 25], 1, true)));
     c.accept(msg('OTHER.0', { ok: true, kind: 'primes', primes: [] }));
     c.accept(msg('B1.1', { ok: true, kind: 'title', title: 'X' }));
     expect(seen.map(label)).toEqual(['B1.0:squares#1', 'B1.1:title']);
@@ -106,7 +137,7 @@ describe('BatchCollector', () => {
   it('when results arrive before the manifest (collect), then they are held and matched once it arrives', () => {
     const seen: Emitted[] = [];
     const c = new BatchCollector(batch, (r) => seen.push(r));
-    const early = msg('B1.1', { ok: false, kind: 'title', error: { code: 'PIPELINE_ERR_HTTP_STATUS', message: 'HTTP 404' } });
+    const early = msg('B1.1', { ok: false, kind: 'title', job: { url: 'http://x/' }, error: { code: 'PIPELINE_ERR_HTTP_STATUS', message: 'HTTP 404' } });
     expect(c.accept(early)).toEqual([]);
     expect(c.held).toBe(1);
     const released = c.accept({ content: Buffer.from(JSON.stringify(mixed)), properties: { type: MANIFEST_TYPE } as never });

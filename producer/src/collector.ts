@@ -12,6 +12,7 @@ import {
 } from '@amqp-pipeline/shared/client';
 import type { ConsumeMessage } from 'amqplib';
 import { emptyTotals, encodeDone, foldSummary, recordedDone, totalsOf } from './checkpoint.js';
+import { misfit } from './fit.js';
 
 /**
  * The collector: matches a batch's replies to its jobs, drops duplicates, puts lists in order.
@@ -153,6 +154,8 @@ export class BatchCollector {
      * session: such a piece is taken as emitted, and counted as a duplicate, not emitted again.
      */
     private readonly written: (key: string) => boolean = () => false,
+    /** Told of each message refused as unexpected, and why. */
+    private readonly onRefused: (msg: Msg, reason: string) => void = () => {},
   ) {
     this.batch = batch;
     this.emit = emit;
@@ -267,7 +270,7 @@ export class BatchCollector {
         return [];
       }
       if (!parsed.success || parsed.data.batch !== this.batch || this.manifestMsg) {
-        this.stats.unexpected++;
+        this.refuse(msg, !parsed.success ? 'not a valid manifest' : parsed.data.batch !== this.batch ? `a manifest of batch "${parsed.data.batch}"` : 'a second manifest');
         return [msg];
       }
       this.manifestMsg = msg;
@@ -285,10 +288,25 @@ export class BatchCollector {
     const parsed = ResultSchema.safeParse(safeJson(msg.content));
     const owed = parsed.success ? this.owed.get(`${id}:${parsed.data.kind}`) : undefined;
     if (!parsed.success || !owed) {
-      this.stats.unexpected++;
+      this.refuse(msg, parsed.success ? `no ${parsed.data.kind} result is owed to job "${id}"` : 'not a valid result');
       return [msg];
     }
-    return this.take(owed, parsed.data, msg);
+    // A result must be one its job can have produced: another job's answer (a borrowed
+    // reply_to and correlation id) or a forgery that does not fit is refused, and the job
+    // keeps waiting for its own.
+    const problem = misfit(owed.input, parsed.data);
+    if (problem) {
+      this.refuse(msg, `does not fit job "${id}": ${problem}`);
+      return [msg];
+    }
+    const { job: _echo, ...result } = parsed.data;
+    return this.take(owed, result as Result, msg);
+  }
+
+  /** Counts a message refused as unexpected, and says why (the caller logs it with its sender). */
+  private refuse(msg: Msg, reason: string): void {
+    this.stats.unexpected++;
+    this.onRefused(msg, reason);
   }
 
   /** Results still outstanding. */
@@ -340,12 +358,12 @@ export class BatchCollector {
   private passOn(m: Msg): Msg[] {
     const parsed = ResultSchema.safeParse(safeJson(m.content));
     if (!parsed.success) {
-      this.stats.unexpected++;
+      this.refuse(m, 'not a valid result');
       return [m];
     }
     this.stats.received++;
     if (!parsed.data.ok) this.failures++;
-    this.emit({ type: 'result', batch: this.batch, id: String(m.properties.correlationId ?? ''), input: {}, result: parsed.data });
+    this.emitUnmatched(m, parsed.data);
     return [m];
   }
 
@@ -355,9 +373,18 @@ export class BatchCollector {
     for (const m of msgs) {
       const parsed = ResultSchema.safeParse(safeJson(m.content));
       if (!parsed.success) continue;
-      this.emit({ type: 'result', batch: this.batch, id: String(m.properties.correlationId ?? ''), input: {}, result: parsed.data });
+      this.emitUnmatched(m, parsed.data);
     }
     return msgs;
+  }
+
+  /**
+   * A result with no manifest to check it against, as it came: its input is what the service
+   * says it answered (its echo of the job), since the jobs themselves are not known.
+   */
+  private emitUnmatched(m: Msg, parsed: Result): void {
+    const { job, ...result } = parsed;
+    this.emit({ type: 'result', batch: this.batch, id: String(m.properties.correlationId ?? ''), input: job ?? {}, result: result as Result });
   }
 
   private kinds(): ResultKind[] {

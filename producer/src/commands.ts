@@ -159,7 +159,7 @@ function report(outcome: BatchOutcome, p: Parsed): number {
   if (!p.json) {
     const extra =
       (stats.duplicates ? `, ${stats.duplicates} duplicate(s) dropped` : '') +
-      (stats.unexpected ? `, ${stats.unexpected} unexpected message(s) dropped` : '');
+      (stats.unexpected ? `, ${stats.unexpected} unexpected message(s) refused (not results of its jobs; LOG_LEVEL=warn logs each with its sender)` : '');
     process.stderr.write(`batch ${outcome.batch}: ${stats.received} result(s), ${outcome.failed} failed${extra}\n`);
   }
   return outcome.failed > 0 ? Exit.JOB_FAILED : Exit.OK;

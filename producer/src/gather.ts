@@ -39,6 +39,7 @@ import { CHECKPOINT_MS, CheckpointRunner, checkpointDue, checkpointEvery } from 
 import { BatchCollector, type CollectorStats, type Emitted, type MissingResult, type Msg } from './collector.js';
 import type { ReliablePublisher } from './job-publisher.js';
 import { ReplyWindow, leadFor, windowFor, type WindowLimits } from './reply-window.js';
+import { senderOf } from './fit.js';
 
 export interface BatchOutcome {
   batch: string;
@@ -118,6 +119,7 @@ export async function gather(
     } while (w !== written);
   };
   let window: ReplyWindow;
+  let refused = 0;
   const collector = new BatchCollector(
     batch,
     (r) => {
@@ -127,6 +129,13 @@ export async function gather(
     opts.manifest ? { manifest: opts.manifest, progress: opts.progress } : undefined,
     (m) => window.alive(m),
     opts.written,
+    (m, reason) => {
+      // Each refusal is logged (the first ones: a flood of forgeries must not flood the log;
+      // the count is in the batch's summary line).
+      refused++;
+      if (refused <= 20) log.warn({ batch, correlationId: m.properties.correlationId ?? null, ...senderOf(m), reason }, 'unexpected message in the reply queue refused');
+      else if (refused === 21) log.warn({ batch }, 'more unexpected messages refused; only their count is reported from here on');
+    },
   );
   if (!opts.manifest) collector.expectNoManifest();
   const limits = opts.window ?? windowFor(opts.manifest?.jobs ?? []);

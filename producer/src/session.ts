@@ -11,6 +11,7 @@ import {
   replyQueueType,
 } from '@amqp-pipeline/shared/client';
 import type { Channel, ConsumeMessage, Options, RecoveringChannelModel } from 'amqplib';
+import { misfit, senderOf } from './fit.js';
 import { jobMessage, newBatchId, type JobSpec } from './jobs.js';
 
 export interface SessionOptions {
@@ -39,6 +40,9 @@ export interface SessionDeps {
 }
 
 interface Pending {
+  /** The job sent, and the kind of result it brings: a result must fit them (fit.ts). */
+  input: Record<string, unknown>;
+  kind: string;
   resolve(r: Result): void;
   reject(err: Error): void;
   /** A list result in parts: the parts so far, by index, and the last index once seen. */
@@ -135,6 +139,8 @@ export class PipelineSession {
         reject(err);
       };
       this.pending.set(id, {
+        input: job.body,
+        kind: job.kinds[0] as string,
         resolve: (r) => {
           cleanup();
           resolve(r);
@@ -231,7 +237,6 @@ export class PipelineSession {
     acks.ack(msg);
     const id = String(msg.properties.correlationId ?? '');
     const waiting = this.pending.get(id);
-    this.abandonedIds.delete(id);
     let body: unknown;
     try {
       body = JSON.parse(msg.content.toString('utf8'));
@@ -240,10 +245,19 @@ export class PipelineSession {
     }
     const parsed = ResultSchema.safeParse(body);
     if (!waiting || !parsed.success) {
+      if (parsed.success) this.abandonedIds.delete(id);
       this.deps.log.debug({ correlationId: id, valid: parsed.success }, 'session reply not waited for (a duplicate, late, or not a result); dropped');
       return;
     }
-    const result = parsed.data;
+    // Only a result its job can have produced is taken (see fit.ts); the call keeps waiting.
+    const problem = parsed.data.kind === waiting.kind ? misfit(waiting.input, parsed.data) : `a ${parsed.data.kind} result for a ${waiting.kind} job`;
+    if (problem) {
+      this.deps.log.warn({ correlationId: id, ...senderOf(msg), reason: problem }, 'unexpected session reply refused: it does not fit its job');
+      return;
+    }
+    this.abandonedIds.delete(id);
+    const { job: _echo, ...rest } = parsed.data;
+    const result = rest as Result;
     if (!('part' in result) || result.part === undefined) {
       waiting.resolve(result);
       return;

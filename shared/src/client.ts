@@ -21,6 +21,7 @@ export {
   replyQueueName,
   manifestQueueName,
   progressQueueName,
+  replyToProblem,
   declareProgressQueue,
   declareTopology,
   declareReplyQueue,
@@ -46,10 +47,11 @@ export { connectBroker, connectionNameFor, brokerHelp, tlsFiles, type BrokerOpti
 export { Publisher, type PublisherOptions } from './publisher.js';
 export { AckBatcher } from './acks.js';
 export { within } from './within.js';
-export { RangeJobSchema, RangeRoutes, rangeWidth, assertRangeWidth, type RangeLimits, RANGE_JOB_TYPE, RANGE_JOB_VERSION, type RangeJob } from './messages/range-job.js';
+export { RangeJobSchema, RangeRoutes, rangeEcho, rangeWidth, assertRangeWidth, type RangeLimits, RANGE_JOB_TYPE, RANGE_JOB_VERSION, type RangeJob } from './messages/range-job.js';
 export { UrlJobSchema, URL_JOB_TYPE, URL_JOB_VERSION, URL_JOB_ROUTING_KEY, MAX_URL_LENGTH, type UrlJob } from './messages/url-job.js';
 export {
   ResultSchema,
+  JobEcho,
   ResultKinds,
   SquareValue,
   RangeSummary,

@@ -7,13 +7,13 @@ import { connectBroker, connectionNameFor, tlsFiles } from './broker.js';
 import { replyQueueType, type Config } from './config.js';
 import { ErrorCodes, PipelineError, isPipelineError, toWireError } from './errors.js';
 import type { Logger } from './log.js';
-import { RESULT_TYPE, type Result, type ResultKind } from './messages/result.js';
+import { RESULT_TYPE, type JobEcho, type Result, type ResultKind } from './messages/result.js';
 import { startHealthServer, type HealthServer } from './health.js';
 import { ServiceMetrics, type JobOutcome } from './metrics.js';
 import { AckBatcher } from './acks.js';
 import { within } from './within.js';
 import { Publisher } from './publisher.js';
-import { DELIVERY_LIMIT, Exchanges, REDELIVERIES_HEADER, RETRY_TIERS, declareTopology, retryQueueName, topologyFor, withQueueType, type QueueSpec } from './topology.js';
+import { DELIVERY_LIMIT, Exchanges, REDELIVERIES_HEADER, RETRY_TIERS, declareTopology, replyToProblem, retryQueueName, topologyFor, withQueueType, type QueueSpec } from './topology.js';
 
 /** Headers put on a dead-lettered message: why it was refused, and by whom. */
 /** Headers of a job waiting for another attempt. */
@@ -88,6 +88,11 @@ export interface ServiceDefinition<Job> {
    * they queue up (large jobs: what one replica holds, another one cannot take).
    */
   adaptivePrefetch?: AdaptivePrefetch;
+  /**
+   * What every result of a job echoes of it (`job`: `{from, to}`, `{url}`), so that a producer
+   * can tell its own job's answer from another job's (docs/protocol.md).
+   */
+  echo?: (job: Job) => JobEcho;
 }
 
 export interface AdaptivePrefetch {
@@ -408,6 +413,13 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
 
   async function reply(s: Session, msg: ConsumeMessage, result: Result | Buffer): Promise<void> {
     const replyTo = msg.properties.replyTo as string;
+    // The one place results are sent: never into a queue that is not a reply queue (parse()
+    // refuses such jobs first; this holds for every other path too).
+    const refused = replyToProblem(replyTo);
+    if (refused) {
+      log.warn({ replyTo, correlationId: msg.properties.correlationId }, `result not sent: ${refused}`);
+      return;
+    }
     const body = Buffer.isBuffer(result) ? result : Buffer.from(JSON.stringify(result));
     const options = {
       correlationId: msg.properties.correlationId as string,
@@ -450,8 +462,8 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
    * each confirmed before the next is sent. Items are numbers or digit strings (ASCII),
    * so string length is byte length.
    */
-  async function replyList(s: Session, msg: ConsumeMessage, out: ListOutput): Promise<number> {
-    const head = `{"ok":true,"kind":${JSON.stringify(def.kind)},${JSON.stringify(out.field)}:[`;
+  async function replyList(s: Session, msg: ConsumeMessage, out: ListOutput, echo: JobEcho | undefined): Promise<number> {
+    const head = `{"ok":true,"kind":${JSON.stringify(def.kind)},${echo ? `"job":${JSON.stringify(echo)},` : ''}${JSON.stringify(out.field)}:[`;
     const overhead = head.length + 48; // room for `],"part":{"index":N,"last":false}}`
     const budget = config.RESULT_PART_BYTES;
     let items: string[] = [];
@@ -493,12 +505,31 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
     return index + 1;
   }
 
+  /** Whether a refused or failed job may be answered: it names a reply queue and its job. */
+  function answerable(msg: ConsumeMessage): boolean {
+    const { replyTo, correlationId } = msg.properties;
+    return Boolean(replyTo && correlationId) && replyToProblem(String(replyTo)) === undefined;
+  }
+
+  /** The echo of a job that was not parsed on the way (a poison job), when it can be read. */
+  function echoOf(msg: ConsumeMessage): JobEcho | undefined {
+    if (!def.echo) return undefined;
+    try {
+      const parsed = def.schema.safeParse(JSON.parse(msg.content.toString('utf8')));
+      return parsed.success ? def.echo(parsed.data) : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
   function parse(msg: ConsumeMessage): Job {
     if (msg.content.length > config.MAX_MESSAGE_BYTES) {
       throw new PipelineError(ErrorCodes.MESSAGE_TOO_LARGE, `body is ${msg.content.length} bytes; the limit is ${config.MAX_MESSAGE_BYTES} (MAX_MESSAGE_BYTES)`);
     }
     if (!msg.properties.replyTo) throw new PipelineError(ErrorCodes.INVALID_MESSAGE, 'missing reply_to property: there is nowhere to send the result');
     if (!msg.properties.correlationId) throw new PipelineError(ErrorCodes.INVALID_MESSAGE, 'missing correlation_id property: the result could not be matched to its job');
+    const replyToRefused = replyToProblem(String(msg.properties.replyTo));
+    if (replyToRefused) throw new PipelineError(ErrorCodes.INVALID_REPLY_TO, replyToRefused);
     let body: unknown;
     try {
       body = JSON.parse(msg.content.toString('utf8'));
@@ -557,8 +588,9 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
         const reason = `delivered ${redeliveries + 1} times without being finished (the service died handling it each time); not run again`;
         jobLog.error({ reason }, 'poison job; dead-lettered');
         await deadLetter(s, msg, ErrorCodes.POISON_MESSAGE, reason);
-        if (msg.properties.replyTo && msg.properties.correlationId) {
-          await reply(s, msg, { ok: false, kind: def.kind, error: { code: ErrorCodes.POISON_MESSAGE, message: reason } });
+        if (answerable(msg)) {
+          const echo = echoOf(msg);
+          await reply(s, msg, { ok: false, kind: def.kind, ...(echo ? { job: echo } : {}), error: { code: ErrorCodes.POISON_MESSAGE, message: reason } });
         }
         s.acks.ack(msg);
         return 'dead_lettered';
@@ -575,14 +607,16 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
         if (!isPipelineError(err)) throw err;
         jobLog.warn({ code: err.code, reason: err.message }, 'message refused; dead-lettered');
         await deadLetter(s, msg, err.code, err.message);
-        // A client waiting on reply_to hears about it too, instead of waiting forever.
-        if (msg.properties.replyTo && msg.properties.correlationId) {
+        // A client waiting on reply_to hears about it too, instead of waiting forever (unless
+        // reply_to itself is what is wrong: nothing is ever sent to a queue that is not a reply queue).
+        if (answerable(msg)) {
           await reply(s, msg, { ok: false, kind: def.kind, error: { code: err.code, message: err.message } });
         }
         s.acks.ack(msg);
         return 'dead_lettered';
       }
 
+      const echo = def.echo?.(job);
       let result: Result;
       try {
         const value = await def.handle(job, {
@@ -594,12 +628,12 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
           signal: shutdown.signal,
         });
         if (isListOutput(value)) {
-          const parts = await replyList(s, msg, value);
+          const parts = await replyList(s, msg, value, echo);
           s.acks.ack(msg);
           jobLog.debug({ ok: true, parts, ms: Math.round(performance.now() - started) }, 'job done');
           return 'ok';
         }
-        result = { ok: true, kind: def.kind, ...value } as Result;
+        result = { ok: true, kind: def.kind, ...(echo ? { job: echo } : {}), ...value } as Result;
       } catch (err) {
         if (shutdown.signal.aborted) {
           // Cut short by shutdown, not a failure of the job: hand it back untouched.
@@ -616,7 +650,7 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
         }
         const wire = toWireError(err);
         if (retryable && attempt > 1) wire.message = `${wire.message} (gave up after ${attempt} attempts)`;
-        result = { ok: false, kind: def.kind, error: wire };
+        result = { ok: false, kind: def.kind, ...(echo ? { job: echo } : {}), error: wire };
         if (retryable) {
           // Out of attempts (or a bug): the sender gets the error, and operators find the job
           // in pipeline.dead with the reason. Permanent failures (a 404) are just answers.

@@ -9,6 +9,8 @@ export const ErrorCodes = {
   BROKER_UNREACHABLE: 'PIPELINE_ERR_BROKER_UNREACHABLE',
   /** A message is not JSON, fails its schema, or lacks required properties. */
   INVALID_MESSAGE: 'PIPELINE_ERR_INVALID_MESSAGE',
+  /** A job's reply_to names a queue that is not a reply queue (a work, dead-letter or manifest queue...). */
+  INVALID_REPLY_TO: 'PIPELINE_ERR_INVALID_REPLY_TO',
   /** A message body is larger than the configured limit. */
   MESSAGE_TOO_LARGE: 'PIPELINE_ERR_MESSAGE_TOO_LARGE',
   /** A job is well formed but asks for more than the service allows (e.g. too wide a range). */

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from './config.js';
-import { DELIVERY_LIMIT, Queues, retryQueueName, topology, topologyFor, topologyOf, withQueueType } from './topology.js';
+import { DELIVERY_LIMIT, Queues, replyToProblem, retryQueueName, topology, topologyFor, topologyOf, withQueueType } from './topology.js';
 import { replyQueueType } from './config.js';
 
 const workNames = [Queues.primes.name, Queues.squares.name, Queues.titles.name];
@@ -62,5 +62,14 @@ describe('work queue type', () => {
   it('when WORK_QUEUE_TYPE is neither, then the configuration error names the choices', () => {
     expect(() => loadConfig({ WORK_QUEUE_TYPE: 'stream' })).toThrow(/WORK_QUEUE_TYPE: must be quorum or classic/);
     expect(loadConfig({ WORK_QUEUE_TYPE: 'classic' }).WORK_QUEUE_TYPE).toBe('classic');
+  });
+});
+
+describe('replyToProblem: which reply_to a service answers into', () => {
+  it('when reply_to is a batch reply queue or a queue of the client\'s own, then it may be answered; a pipeline queue that is not a reply queue may not', () => {
+    for (const ok of ['pipeline.replies.20261207T080000Z-1a2b3c4d', 'amq.gen-Jx3', 'amq.rabbitmq.reply-to.g1h2', 'my-client-replies']) expect(replyToProblem(ok)).toBeUndefined();
+    for (const bad of ['pipeline.primes', 'pipeline.dead', 'pipeline.squares.retry.1', 'pipeline.replies.B.manifest', 'pipeline.replies.B.progress', 'pipeline.replies.']) {
+      expect(replyToProblem(bad)).toMatch(/is not a reply queue/);
+    }
   });
 });

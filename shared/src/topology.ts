@@ -265,6 +265,20 @@ export function progressQueueName(batch: string): string {
   return `${REPLY_QUEUE_PREFIX}${batch}.progress`;
 }
 
+/**
+ * Why a job's `reply_to` may not be answered into, or undefined when it may. The `pipeline.`
+ * names are the pipeline's own: among them only a batch's or session's reply queue
+ * (`pipeline.replies.<id>`) takes results; work, retry and dead-letter queues, and a batch's
+ * manifest and progress queues, never do. Other names are a foreign client's own reply
+ * queues (server-named `amq.gen-...`, direct reply-to, or its own durable queue).
+ */
+export function replyToProblem(replyTo: string): string | undefined {
+  if (!replyTo.startsWith('pipeline.')) return undefined;
+  const id = replyTo.startsWith(REPLY_QUEUE_PREFIX) ? replyTo.slice(REPLY_QUEUE_PREFIX.length) : '';
+  if (id !== '' && !id.endsWith('.manifest') && !id.endsWith('.progress')) return undefined;
+  return `reply_to "${replyTo}" is not a reply queue (only ${REPLY_QUEUE_PREFIX}<batch> among the pipeline's queues, or a queue of the client's own); the job is not answered there`;
+}
+
 export async function declareProgressQueue(ch: Channel, batch: string, ttlMs: number, type: WorkQueueType = 'classic'): Promise<string> {
   const name = progressQueueName(batch);
   await ch.assertQueue(name, {

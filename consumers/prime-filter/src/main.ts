@@ -5,6 +5,7 @@
 import {
   Queues,
   RangeJobSchema,
+  rangeEcho,
   assertRangeWidth,
   createLogger,
   listOutput,
@@ -36,6 +37,7 @@ await serviceMain(SERVICE, async () => {
       queue: Queues.primes,
       kind: 'primes',
       schema: RangeJobSchema,
+      echo: rangeEcho,
       // Small jobs: up to PREFETCH in flight; large ones: as few as keep it busy (no hoarding).
       adaptivePrefetch: { min: pool.threads + 1 },
       async handle(job) {

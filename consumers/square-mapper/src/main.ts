@@ -6,6 +6,7 @@
 import {
   Queues,
   RangeJobSchema,
+  rangeEcho,
   assertRangeWidth,
   createLogger,
   listOutput,
@@ -28,6 +29,7 @@ await serviceMain(SERVICE, async () => {
       queue: Queues.squares,
       kind: 'squares',
       schema: RangeJobSchema,
+      echo: rangeEcho,
       // Small jobs: up to PREFETCH in flight; large ones: as few as keep it busy (no hoarding).
       adaptivePrefetch: { min: 2 },
       handle(job) {

@@ -20,6 +20,7 @@ await serviceMain(SERVICE, async () => {
       queue: Queues.titles,
       kind: 'title',
       schema: UrlJobSchema,
+      echo: (job) => ({ url: job.url }),
       async handle(job, { signal }) {
         const page = await fetcher.fetch(job.url, signal);
         return { title: page.title, source: page.source, url: page.url };

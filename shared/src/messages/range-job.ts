@@ -33,6 +33,11 @@ export const RangeRoutes = {
   all: RoutingKeys.rangeAll,
 } as const;
 
+/** What a result echoes of its range job (see JobEcho): the range, and `count` when asked. */
+export function rangeEcho(job: RangeJob): { from: number; to: number; count?: true } {
+  return job.count ? { from: job.from, to: job.to, count: true } : { from: job.from, to: job.to };
+}
+
 /** How many integers a range covers. */
 export function rangeWidth(job: RangeJob): number {
   return job.to - job.from + 1;

@@ -15,7 +15,21 @@ export type SquareValue = z.infer<typeof SquareValue>;
 
 const WireError = z.object({ code: z.string(), message: z.string() });
 
-const Failure = z.object({ ok: z.literal(false), kind: z.enum(ResultKinds), error: WireError });
+/**
+ * The job a result answers, as the service read it: `{from, to}` (with `count: true` for a
+ * summary) or `{url}`. Our producer takes a result only when this is the job it sent (see
+ * docs/protocol.md, "Results are bound to their jobs"); a foreign client may ignore it.
+ * Absent only when the job could not be read at all.
+ */
+export const JobEcho = z.object({
+  from: z.number().int().optional(),
+  to: z.number().int().optional(),
+  count: z.literal(true).optional(),
+  url: z.string().optional(),
+});
+export type JobEcho = z.infer<typeof JobEcho>;
+
+const Failure = z.object({ ok: z.literal(false), kind: z.enum(ResultKinds), job: JobEcho.optional(), error: WireError });
 
 /**
  * A summary of a range instead of its list (`"count": true` in the job):
@@ -38,12 +52,13 @@ export const PartInfo = z.object({ index: z.number().int().min(0), last: z.boole
 export type PartInfo = z.infer<typeof PartInfo>;
 
 export const ResultSchema = z.union([
-  z.object({ ok: z.literal(true), kind: z.literal('primes'), primes: z.array(z.number().int()), part: PartInfo.optional() }),
-  z.object({ ok: z.literal(true), kind: z.literal('squares'), squares: z.array(SquareValue), part: PartInfo.optional() }),
-  z.object({ ok: z.literal(true), kind: z.enum(['primes', 'squares']), summary: RangeSummary }),
+  z.object({ ok: z.literal(true), kind: z.literal('primes'), job: JobEcho.optional(), primes: z.array(z.number().int()), part: PartInfo.optional() }),
+  z.object({ ok: z.literal(true), kind: z.literal('squares'), job: JobEcho.optional(), squares: z.array(SquareValue), part: PartInfo.optional() }),
+  z.object({ ok: z.literal(true), kind: z.enum(['primes', 'squares']), job: JobEcho.optional(), summary: RangeSummary }),
   z.object({
     ok: z.literal(true),
     kind: z.literal('title'),
+    job: JobEcho.optional(),
     title: z.string(),
     /** Where the title came from: the `<title>` element, or `og:title` as a fallback. */
     source: z.enum(['title', 'og:title']).optional(),
