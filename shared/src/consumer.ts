@@ -414,12 +414,8 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
   async function reply(s: Session, msg: ConsumeMessage, result: Result | Buffer): Promise<void> {
     const replyTo = msg.properties.replyTo as string;
     // The one place results are sent: never into a queue that is not a reply queue (parse()
-    // refuses such jobs first; this holds for every other path too).
-    const refused = replyToProblem(replyTo);
-    if (refused) {
-      log.warn({ replyTo, correlationId: msg.properties.correlationId }, `result not sent: ${refused}`);
-      return;
-    }
+    // has dead-lettered such a job with the reason already; no path sends it an answer).
+    if (replyToProblem(replyTo)) return;
     const body = Buffer.isBuffer(result) ? result : Buffer.from(JSON.stringify(result));
     const options = {
       correlationId: msg.properties.correlationId as string,
@@ -505,10 +501,9 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
     return index + 1;
   }
 
-  /** Whether a refused or failed job may be answered: it names a reply queue and its job. */
+  /** Whether a refused or failed job can be answered: it names where, and its job. */
   function answerable(msg: ConsumeMessage): boolean {
-    const { replyTo, correlationId } = msg.properties;
-    return Boolean(replyTo && correlationId) && replyToProblem(String(replyTo)) === undefined;
+    return Boolean(msg.properties.replyTo && msg.properties.correlationId);
   }
 
   /** The echo of a job that was not parsed on the way (a poison job), when it can be read. */
@@ -608,7 +603,7 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
         jobLog.warn({ code: err.code, reason: err.message }, 'message refused; dead-lettered');
         await deadLetter(s, msg, err.code, err.message);
         // A client waiting on reply_to hears about it too, instead of waiting forever (unless
-        // reply_to itself is what is wrong: nothing is ever sent to a queue that is not a reply queue).
+        // reply_to itself is what is wrong: reply() sends nothing to a queue that is not a reply queue).
         if (answerable(msg)) {
           await reply(s, msg, { ok: false, kind: def.kind, error: { code: err.code, message: err.message } });
         }
