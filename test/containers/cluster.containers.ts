@@ -141,7 +141,11 @@ describe('docker compose: a three-node cluster (docker-compose.cluster.yml)', ()
     expect(JSON.parse(lines[0]!)).toMatchObject({ jobs: TO / CHUNK, summary: { count: PI } });
     // The services carried on on the other two nodes.
     for (const s of SERVICES) for (const st of await states(s)) expect(st.Running, s).toBe(true);
-    const dead = await ctl('rabbitmq-2', ['list_queues', 'name', 'messages', '--formatter', 'json']);
-    log(`queues after the batch: ${dead.trim().slice(0, 600)}`);
+    // What is left in the queues, for the log only: with a member gone, a full list_queues can
+    // wait long on queues still electing or homed on the stopped node (it once took over 60 s),
+    // so this asks for the online ones, briefly, and never fails the test.
+    const [node2] = await containerIds('rabbitmq-2');
+    const left = await run('docker', ['exec', node2!, 'rabbitmqctl', '-q', 'list_queues', '--online', 'name', 'messages', '--formatter', 'json'], { timeoutMs: 20_000 });
+    log(left.code === 0 ? `queues after the batch: ${left.stdout.trim().slice(0, 600)}` : `queues after the batch: not listed (${left.timedOut ? 'timed out' : `exit ${left.code}`})`);
   });
 });
