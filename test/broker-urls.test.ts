@@ -7,7 +7,7 @@ import { PipelineClient, rangeJobs } from '@amqp-pipeline/producer';
 import { connectBroker, createLogger, loadConfig } from '@amqp-pipeline/shared';
 import { createServer, type AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { amqpUrl, withChannel } from './helpers.js';
+import { amqpUrl, batchQueue, withChannel } from './helpers.js';
 
 /** A loopback port with nothing listening on it (taken, then freed). */
 async function deadPort(): Promise<number> {
@@ -50,7 +50,7 @@ describe('several broker URLs', () => {
       const sent = await client.submit(rangeJobs('primes', { from: 1, to: 100 }), { wait: false, timeoutMs: 10_000, output: 'ordered' });
       // Declaring the same queue as a quorum queue is a no-op only if it is one (else a 406).
       await withChannel((ch) =>
-        ch.assertQueue(`pipeline.replies.${sent.batch}`, { durable: true, arguments: { 'x-queue-type': 'quorum', 'x-expires': 24 * 3600 * 1000 } }),
+        ch.assertQueue(batchQueue(sent.batch), { durable: true, arguments: { 'x-queue-type': 'quorum', 'x-expires': 24 * 3600 * 1000 } }),
       );
       const out = await client.collect(sent.batch, { timeoutMs: 30_000 });
       expect(out.complete).toBe(true);

@@ -2,11 +2,60 @@ import { spawn } from 'node:child_process';
 import { createServer, type RequestListener, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { cliEntry } from '@amqp-pipeline/devtools';
-import amqp, { type Channel, type ChannelModel } from 'amqplib';
+import { ownedQueueId, replyQueueName, userOfUrl } from '@amqp-pipeline/shared';
+import amqp, { type Channel, type ChannelModel, type ConfirmChannel, type Options } from 'amqplib';
 import { inject } from 'vitest';
 
 export function amqpUrl(): string {
   return inject('amqpUrl');
+}
+
+/** The broker's management HTTP API (the plugin .ci/run enables), as the test URL's user. */
+export function mgmt(method: string, path: string, body?: unknown): Promise<Response> {
+  const broker = new URL(amqpUrl());
+  const api = `http://${broker.hostname}:${process.env.RABBITMQ_MANAGEMENT_PORT ?? '15672'}/api`;
+  const auth = `Basic ${Buffer.from(`${decodeURIComponent(broker.username || 'guest')}:${decodeURIComponent(broker.password || 'guest')}`).toString('base64')}`;
+  return fetch(`${api}${path}`, {
+    method,
+    headers: { authorization: auth, 'content-type': 'application/json' },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+}
+
+/** Whether the management API answers; in CI it must (tests that need it run there in any case). */
+export async function hasManagement(): Promise<boolean> {
+  return (await mgmt('GET', '/overview').then((r) => r.ok, () => false)) || process.env.CI === 'true';
+}
+
+/**
+ * Runs `attempt` on a confirm channel of a connection to `url`; resolves with the AMQP code
+ * the broker closed the channel with (403 access refused, 406 precondition failed), or
+ * undefined if it did not within 5 s.
+ */
+export async function brokerRefusal(url: string, attempt: (ch: ConfirmChannel) => Promise<unknown>): Promise<number | undefined> {
+  const conn = await amqp.connect(url);
+  conn.on('error', () => {});
+  try {
+    const ch = await conn.createConfirmChannel();
+    let code: number | undefined;
+    ch.on('error', (err: { code?: number }) => (code = err.code));
+    const closed = new Promise<void>((resolve) => ch.once('close', () => resolve()));
+    await attempt(ch).catch(() => {});
+    await Promise.race([closed, new Promise((r) => setTimeout(r, 5000))]);
+    return code;
+  } finally {
+    await conn.close().catch(() => {});
+  }
+}
+
+/** Publishes one message on a confirm channel and waits for the broker's answer. */
+export function publishConfirmed(ch: ConfirmChannel, exchange: string, routingKey: string, body: string, options: Options.Publish = {}): Promise<unknown> {
+  return new Promise((resolve, reject) => ch.publish(exchange, routingKey, Buffer.from(body), options, (err) => (err ? reject(err) : resolve(undefined))));
+}
+
+/** A batch's (or session's) reply queue, as a producer connected with `url` names it: `pipeline.replies.<user>.<batch>`. */
+export function batchQueue(batch: string, url: string = amqpUrl()): string {
+  return replyQueueName(ownedQueueId(userOfUrl(url), batch));
 }
 
 export interface CliRun {

@@ -3,22 +3,10 @@ import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import os from 'node:os';
 import { ServiceProcess, type ServiceName } from '@amqp-pipeline/devtools';
-import { Roles, type Permissions } from '@amqp-pipeline/shared';
+import { Roles, producerPermissionsFor, type Permissions } from '@amqp-pipeline/shared';
 import amqp from 'amqplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { amqpUrl, runCli } from './helpers.js';
-
-const broker = new URL(amqpUrl());
-const api = `http://${broker.hostname}:${process.env.RABBITMQ_MANAGEMENT_PORT ?? '15672'}/api`;
-const adminAuth = `Basic ${Buffer.from(`${decodeURIComponent(broker.username || 'guest')}:${decodeURIComponent(broker.password || 'guest')}`).toString('base64')}`;
-
-async function mgmt(method: string, path: string, body?: unknown): Promise<Response> {
-  return fetch(`${api}${path}`, {
-    method,
-    headers: { authorization: adminAuth, 'content-type': 'application/json' },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-}
+import { amqpUrl, brokerRefusal, hasManagement, mgmt, runCli } from './helpers.js';
 
 async function freePort(): Promise<number> {
   const srv = createServer();
@@ -28,12 +16,8 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-const hasManagement = await fetch(`${api}/overview`, { headers: { authorization: adminAuth } }).then(
-  (r) => r.ok,
-  () => false,
-);
 // .ci/run enables the management plugin; elsewhere these tests say why they are skipped.
-const describeManaged = describe.skipIf(!hasManagement && process.env.CI !== 'true');
+const describeManaged = describe.skipIf(!(await hasManagement()));
 
 describe('broker definitions', () => {
   it('when the topology is exported, then it is exactly the committed rabbitmq/definitions.json (no drift)', async () => {
@@ -63,12 +47,19 @@ describeManaged('operating the services (management API)', () => {
     u.password = `pw-${tag}`;
     return u.toString();
   };
+  /** The producer as its user, taking each kind's results only from its service's user. */
+  const producerEnv = () => ({
+    AMQP_URL: urlFor('producer'),
+    SERVICE_USERS: `primes=${userFor('prime-filter')},squares=${userFor('square-mapper')},title=${userFor('title-fetcher')}`,
+  });
   const services: ServiceProcess[] = [];
   let healthPort = 0;
 
   beforeAll(async () => {
     // One broker user per role, with exactly the role's permissions.
-    for (const [role, perm] of Object.entries(Roles) as [keyof typeof Roles, Permissions][]) {
+    for (const [role, rolePerm] of Object.entries(Roles) as [keyof typeof Roles, Permissions][]) {
+      // A producer user's permissions reach the queues named by that user (the definitions' one is `producer`).
+      const perm = role === 'producer' ? producerPermissionsFor(userFor(role)) : rolePerm;
       expect((await mgmt('PUT', `/users/${encodeURIComponent(userFor(role))}`, { password: `pw-${tag}`, tags: '' })).ok).toBe(true);
       expect((await mgmt('PUT', `/permissions/%2F/${encodeURIComponent(userFor(role))}`, perm)).ok).toBe(true);
     }
@@ -87,31 +78,19 @@ describeManaged('operating the services (management API)', () => {
   });
 
   it('when every service runs as its own least-privilege user, then the pipeline works end to end for the producer user', async () => {
-    const run = await runCli(['range', '2', '10', '--json'], { env: { AMQP_URL: urlFor('producer') } });
+    const run = await runCli(['range', '2', '10', '--json'], { env: producerEnv() });
     expect(run.code, run.stderr).toBe(0);
     expect(Object.fromEntries(run.lines.map((l) => [l.kind, l[l.kind as string]]))).toEqual({ primes: [2, 3, 5, 7], squares: [4, 9, 16, 25, 36, 49, 64, 81, 100] });
   });
 
   it('when a role tries what it has no business doing, then the broker refuses it (403)', async () => {
     /** Runs `attempt` as `role`; resolves with the AMQP code the broker closed the channel with. */
-    const refused = async (role: keyof typeof Roles, attempt: (ch: amqp.ConfirmChannel) => Promise<unknown>) => {
-      const conn = await amqp.connect(urlFor(role));
-      conn.on('error', () => {});
-      try {
-        const ch = await conn.createConfirmChannel();
-        let code: number | undefined;
-        ch.on('error', (err: { code?: number }) => (code = err.code));
-        const closed = new Promise<void>((resolve) => ch.once('close', () => resolve()));
-        await attempt(ch).catch(() => {});
-        await Promise.race([closed, new Promise((r) => setTimeout(r, 5000))]);
-        return code;
-      } finally {
-        await conn.close().catch(() => {});
-      }
-    };
+    const refused = (role: keyof typeof Roles, attempt: (ch: amqp.ConfirmChannel) => Promise<unknown>) => brokerRefusal(urlFor(role), attempt);
     // The producer cannot consume work queues, nor publish to the dead-letter exchange.
     expect(await refused('producer', (ch) => ch.consume('pipeline.primes', () => {}))).toBe(403);
     expect(await refused('producer', (ch) => new Promise((resolve, reject) => ch.publish('pipeline.dead-letter', '', Buffer.from('x'), {}, (err) => (err ? reject(err) : resolve(undefined)))))).toBe(403);
+    // Nor put anything into a queue by name (it has no right on the default exchange): not a work queue, not another producer's queues.
+    expect(await refused('producer', (ch) => new Promise((resolve, reject) => ch.sendToQueue('pipeline.primes', Buffer.from('{"from":1,"to":2}'), {}, (err) => (err ? reject(err) : resolve(undefined)))))).toBe(403);
     // A service cannot consume another's queue, publish to an exchange it does not use, or declare others' queues.
     expect(await refused('prime-filter', (ch) => ch.consume('pipeline.titles', () => {}))).toBe(403);
     expect(await refused('prime-filter', (ch) => new Promise((resolve, reject) => ch.publish('pipeline.urls', 'url.title', Buffer.from('{}'), {}, (err) => (err ? reject(err) : resolve(undefined)))))).toBe(403);
@@ -191,7 +170,7 @@ describeManaged('operating the services (management API)', () => {
     const metrics = await (await fetch(`${health}/metrics`)).text();
     expect(metrics).toMatch(/^pipeline_reconnects_total\{service="prime-filter"\} 1$/m);
     // And it still works:
-    const run = await runCli(['primes', '2', '20', '--json'], { env: { AMQP_URL: urlFor('producer') } });
+    const run = await runCli(['primes', '2', '20', '--json'], { env: producerEnv() });
     expect(run.lines[0]).toMatchObject({ primes: [2, 3, 5, 7, 11, 13, 17, 19] });
   });
 });

@@ -8,7 +8,7 @@ import { ServiceProcess } from '@amqp-pipeline/devtools';
 import { PipelineClient, rangeJob, rangeJobs } from '@amqp-pipeline/producer';
 import { createLogger, loadConfig } from '@amqp-pipeline/shared';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { amqpUrl, withChannel } from './helpers.js';
+import { amqpUrl, batchQueue, withChannel } from './helpers.js';
 
 let service: ServiceProcess;
 let client: PipelineClient | undefined;
@@ -42,7 +42,7 @@ it('when one-job batches run on quorum reply queues, then every one completes an
   client = undefined;
   // Deleted at the end, each batch's reply, manifest and progress queues.
   for (const b of batches) {
-    for (const q of [`pipeline.replies.${b}`, `pipeline.replies.${b}.manifest`, `pipeline.replies.${b}.progress`]) {
+    for (const q of [batchQueue(b), `${batchQueue(b)}.manifest`, `${batchQueue(b)}.progress`]) {
       const exists = await withChannel((ch) => {
         ch.on('error', () => {}); // a passive declare of a missing queue closes the channel
         return ch.checkQueue(q).then(() => true, () => false);

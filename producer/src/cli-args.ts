@@ -45,7 +45,8 @@ Options:
   --timeout SECS    longest wait for results (default 120); what has not arrived
                     stays queued, and 'pipeline collect BATCH' picks it up later
   --no-wait         publish, print the batch id, and exit; results wait in a durable
-                    queue (pipeline.replies.BATCH) until collected or expired
+                    queue (pipeline.replies.USER.BATCH, USER: the broker user) until
+                    collected or expired; only that broker user can collect them
   -f, --file FILE   with 'titles': read URLs from FILE ('-' for stdin); blank lines
                     and lines starting with # are skipped
   -o, --out FILE    append the results to FILE as JSON lines (as --json prints them)

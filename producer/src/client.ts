@@ -21,11 +21,16 @@ import {
   type Manifest,
   type OutputMode,
   replyQueueType,
+  brokerUser,
+  serviceUsers,
+  ownedQueueId,
+  producerExchangeName,
 } from '@amqp-pipeline/shared/client';
 import type { RecoveringChannelModel } from 'amqplib';
 import { mergeProgress } from './checkpoint.js';
 import type { Emitted } from './collector.js';
-import { gather, type BatchOutcome, type GatherOptions } from './gather.js';
+import { ownProblem, type Senders } from './fit.js';
+import { gather, type BatchOutcome, type BatchPlace, type GatherOptions } from './gather.js';
 import { PUBLISH_WINDOW, ReliablePublisher, runLanes } from './job-publisher.js';
 import { correlationIdFor, jobMessage, newBatchId, type JobSpec } from './jobs.js';
 import type { WindowLimits } from './reply-window.js';
@@ -108,12 +113,43 @@ export class PipelineClient {
   /** Sessions opened and not yet closed; `close()` closes them. */
   private readonly sessions = new Set<PipelineSession>();
 
+  /** Who may write into this producer's queues (fit.ts). */
+  private readonly senders: Senders;
+  /** The producer's own exchange, to which its batches' queues are bound. */
+  private readonly exchange: string;
+
   private constructor(
     private readonly model: RecoveringChannelModel,
     private readonly publisher: ReliablePublisher,
     private readonly config: Config,
     private readonly log: Logger,
-  ) {}
+  ) {
+    const own = brokerUser(config);
+    const services = serviceUsers(config);
+    this.senders = { own, services: services === 'off' ? undefined : services };
+    this.exchange = producerExchangeName(own);
+  }
+
+  /** Where a batch of this producer's lives: `pipeline.replies.<user>.<batch>` and its siblings. */
+  private placeOf(batch: string): BatchPlace {
+    return { queueId: ownedQueueId(this.senders.own, batch), exchange: this.exchange, senders: this.senders };
+  }
+
+  /**
+   * Says, once, whose results are taken: with one user shared by every process the broker's
+   * user_id check proves nothing, so results are checked only for fitting their jobs.
+   */
+  private logSenderPolicy(): void {
+    const { own, services } = this.senders;
+    if (services) {
+      this.log.debug({ user: own, services }, 'results are taken only from the service users (SERVICE_USERS)');
+    } else {
+      this.log.warn(
+        { user: own },
+        `results are not bound to their senders: this producer runs as broker user "${own}" with SERVICE_USERS=off, so any client of the broker can answer its jobs with a result that fits; run the services and producers as their own users (rabbitmq/definitions.json) and set SERVICE_USERS (docs/protocol.md)`,
+      );
+    }
+  }
 
   static async connect(config: Config, log: Logger, connectionName = connectionNameFor('pipeline-cli')): Promise<PipelineClient> {
     const model = await connectBroker({
@@ -127,7 +163,9 @@ export class PipelineClient {
     });
     try {
       await ensureTopology(model, log, config.WORK_QUEUE_TYPE, replyQueueType(config));
-      return new PipelineClient(model, await ReliablePublisher.open(model, log), config, log);
+      const client = new PipelineClient(model, await ReliablePublisher.open(model, log), config, log);
+      client.logSenderPolicy();
+      return client;
     } catch (err) {
       await model.close().catch(() => {});
       throw err;
@@ -141,13 +179,14 @@ export class PipelineClient {
    */
   async submit(jobs: JobSpec[], opts: SubmitOptions): Promise<BatchOutcome> {
     const batch = opts.batch ?? newBatchId();
+    const place = this.placeOf(batch);
     // The batch's queues are declared at once; the jobs go out as soon as the reply queue is
     // there, while the manifest and progress queues' declarations (and the manifest) follow.
-    const declaring = declareReplyQueues((await this.publisher.live()).channel, batch, this.config.REPLY_QUEUE_TTL_MS, replyQueueType(this.config));
+    const declaring = declareReplyQueues((await this.publisher.live()).channel, place.queueId, this.config.REPLY_QUEUE_TTL_MS, replyQueueType(this.config), place.exchange);
     declaring.manifest.catch(() => {}); // awaited below
     declaring.progress.catch(() => {}); // awaited by the first checkpoint
     await declaring.reply;
-    const replyQueue = replyQueueName(batch);
+    const replyQueue = replyQueueName(place.queueId);
     const deadline = Date.now() + opts.timeoutMs;
     const manifest: Manifest = {
       batch,
@@ -174,10 +213,10 @@ export class PipelineClient {
     const publishManifest = async () => {
       await declaring.manifest;
       await this.publisher.publish(
-        '',
-        manifestQueueName(batch),
+        this.exchange,
+        manifestQueueName(place.queueId),
         Buffer.from(JSON.stringify(manifest)),
-        { messageId: `${batch}.manifest`, contentType: 'application/json', persistent: true, type: MANIFEST_TYPE, appId: 'pipeline' },
+        { messageId: `${batch}.manifest`, contentType: 'application/json', persistent: true, type: MANIFEST_TYPE, appId: 'pipeline', userId: this.senders.own },
         deadline,
       );
     };
@@ -194,6 +233,7 @@ export class PipelineClient {
     // that come before the consumer is ready simply wait in the queue).
     let publishedAll: () => void = () => {};
     const gatheringP = this.gather(batch, replyQueue, {
+      place,
       published: new Promise<void>((resolve) => (publishedAll = resolve)),
       onResult: opts.onResult,
       onProgress: opts.onProgress,
@@ -232,6 +272,7 @@ export class PipelineClient {
         model: this.model,
         config: this.config,
         log: this.log,
+        senders: this.senders,
         publish: (exchange, routingKey, body, options, deadline) => this.publisher.publish(exchange, routingKey, body, options, deadline),
         closing: () => this.closing,
         closed: (s) => this.sessions.delete(s),
@@ -269,24 +310,39 @@ export class PipelineClient {
 
   /** Gathers the results of an earlier batch (`pipeline collect`). */
   async collect(batch: string, opts: CollectOptions): Promise<BatchOutcome> {
-    const replyQueue = replyQueueName(batch);
-    const check = await this.model.createChannel();
-    check.on('error', () => {});
-    try {
-      await check.checkQueue(replyQueue);
-      await check.close();
-    } catch (cause) {
+    // This producer user's batch; else one submitted before queues were named by their user
+    // (`pipeline.replies.<batch>`, unsigned: nothing to check its senders by).
+    const owned = this.placeOf(batch);
+    const legacy: BatchPlace = { queueId: batch };
+    let place: BatchPlace | undefined;
+    let cause: unknown;
+    for (const p of [owned, legacy]) {
+      const check = await this.model.createChannel();
+      check.on('error', () => {});
+      try {
+        await check.checkQueue(replyQueueName(p.queueId));
+        await check.close();
+        place = p;
+        break;
+      } catch (err) {
+        cause ??= err;
+      }
+    }
+    if (!place) {
+      const replyQueue = replyQueueName(owned.queueId);
       throw new PipelineError(
         ErrorCodes.BATCH_NOT_FOUND,
-        `no results are waiting for batch ${batch}: its reply queue ${replyQueue} does not exist (already collected, expired, or never submitted)`,
+        `no results are waiting for batch ${batch}: its reply queue ${replyQueue} does not exist (already collected, expired, never submitted, or submitted by another broker user than "${this.senders.own}")`,
         { cause },
       );
     }
-    const manifest = (await this.peek(manifestQueueName(batch), (v) => ManifestSchema.safeParse(v))).find((m) => m.batch === batch);
-    const records = manifest ? await this.peek(progressQueueName(batch), (v) => ProgressSchema.safeParse(v)) : [];
+    const replyQueue = replyQueueName(place.queueId);
+    const mine = (m: { properties: { userId?: unknown } }) => ownProblem(place.senders, m) === undefined;
+    const manifest = (await this.peek(manifestQueueName(place.queueId), (v) => ManifestSchema.safeParse(v), mine)).find((m) => m.batch === batch);
+    const records = manifest ? await this.peek(progressQueueName(place.queueId), (v) => ProgressSchema.safeParse(v), mine) : [];
     const progress = mergeProgress(records.filter((p) => p.batch === batch));
-    this.log.debug({ batch, manifest: manifest !== undefined, progressRecords: records.length, revisions: records.map((p) => p.revision) }, 'collecting');
-    const gathering = await this.gather(batch, replyQueue, { ...opts, ...(manifest ? { manifest, ...(progress ? { progress } : {}) } : {}) });
+    this.log.debug({ batch, queue: replyQueue, manifest: manifest !== undefined, progressRecords: records.length, revisions: records.map((p) => p.revision) }, 'collecting');
+    const gathering = await this.gather(batch, replyQueue, { ...opts, place, ...(manifest ? { manifest, ...(progress ? { progress } : {}) } : {}) });
     return gathering.done;
   }
 
@@ -296,7 +352,12 @@ export class PipelineClient {
    * needed to). Normally there is one, but a broker that was killed may bring back an older
    * one beside the newest (its removal had not reached the disk), so all are read.
    */
-  private async peek<T>(queue: string, parse: (v: unknown) => { success: true; data: T } | { success: false }): Promise<T[]> {
+  private async peek<T>(
+    queue: string,
+    parse: (v: unknown) => { success: true; data: T } | { success: false },
+    /** Whether a message's sender may have written it (a forged manifest or checkpoint is skipped, and logged). */
+    trusted: (msg: { properties: { userId?: unknown } }) => boolean,
+  ): Promise<T[]> {
     const ch = await this.model.createChannel();
     ch.on('error', () => {});
     const found: T[] = [];
@@ -304,6 +365,10 @@ export class PipelineClient {
       for (let i = 0; i < 100; i++) {
         const msg = await ch.get(queue, { noAck: false });
         if (!msg) break;
+        if (!trusted(msg)) {
+          this.log.warn({ queue, userId: msg.properties.userId ?? null, appId: msg.properties.appId ?? null }, `a message in ${queue} not written by this producer's broker user was ignored`);
+          continue;
+        }
         let parsed: { success: true; data: T } | { success: false } = { success: false };
         try {
           parsed = parse(JSON.parse(msg.content.toString('utf8')));

@@ -47,6 +47,32 @@ describe('BatchCollector', () => {
     expect(seen[0]).toMatchObject({ input: { from: 2, to: 5 } });
   });
 
+  it('when the sender is checked, then only the kind\'s service user (or the producer\'s own spilled copy) is taken, and a forged manifest is refused', () => {
+    const seen: Emitted[] = [];
+    const refused: string[] = [];
+    const senders = { own: 'alice', services: { primes: 'prime-filter', squares: 'square-mapper', title: 'title-fetcher' } };
+    const c = new BatchCollector(batch, (r) => seen.push(r), undefined, () => true, () => false, (_m, why) => refused.push(why), senders);
+    const as = (m: Msg, userId?: string): Msg => ({ ...m, properties: { ...m.properties, ...(userId ? { userId } : {}) } as never });
+    const manifestBody = mixed;
+    // A manifest not signed by alice is refused; hers is taken.
+    expect(c.accept(as(msg('', manifestBody, MANIFEST_TYPE), 'mallory'))).toHaveLength(1);
+    expect(c.knowsJobs).toBe(false);
+    c.accept(as(msg('', manifestBody, MANIFEST_TYPE), 'alice'));
+    expect(c.knowsJobs).toBe(true);
+    // A fitting primes result: unsigned, or from the wrong service, is refused; from prime-filter it is taken.
+    c.accept(as(msg('B1.0', { ok: true, kind: 'primes', primes: [2, 3, 5] })));
+    c.accept(as(msg('B1.0', { ok: true, kind: 'primes', primes: [2, 3, 5] }), 'square-mapper'));
+    expect(seen).toHaveLength(0);
+    c.accept(as(msg('B1.0', { ok: true, kind: 'primes', primes: [2, 3, 5] }), 'prime-filter'));
+    // The producer's own copy (a spill sent round) is taken too.
+    c.accept(as(msg('B1.1', { ok: true, kind: 'title', title: 'X' }), 'alice'));
+    expect(seen.map(label)).toEqual(['B1.0:primes', 'B1.1:title']);
+    expect(c.stats.unexpected).toBe(3);
+    expect(refused[0]).toMatch(/a manifest written by broker user "mallory", not by this producer's user "alice"/);
+    expect(refused[1]).toMatch(/carries no user_id; primes results are taken only from broker user "prime-filter"/);
+    expect(refused[2]).toMatch(/sent by broker user "square-mapper"; primes results are taken only from "prime-filter"/);
+  });
+
   it('when a result is redelivered, then it is dropped, counted as a duplicate, and released', () => {
     const seen: Emitted[] = [];
     const c = new BatchCollector(batch, (r) => seen.push(r), mixed);

@@ -12,7 +12,7 @@ import {
 } from '@amqp-pipeline/shared/client';
 import type { ConsumeMessage } from 'amqplib';
 import { emptyTotals, encodeDone, foldSummary, recordedDone, totalsOf } from './checkpoint.js';
-import { misfit } from './fit.js';
+import { misfit, ownProblem, senderProblem, type Senders } from './fit.js';
 
 /**
  * The collector: matches a batch's replies to its jobs, drops duplicates, puts lists in order.
@@ -156,6 +156,8 @@ export class BatchCollector {
     private readonly written: (key: string) => boolean = () => false,
     /** Told of each message refused as unexpected, and why. */
     private readonly onRefused: (msg: Msg, reason: string) => void = () => {},
+    /** Who may write into the queue (fit.ts); undefined: anyone (a batch from before they were checked). */
+    private readonly senders?: Senders,
   ) {
     this.batch = batch;
     this.emit = emit;
@@ -264,6 +266,11 @@ export class BatchCollector {
   /** Feeds one message from the reply queue; returns the messages that may be acknowledged now. */
   accept(msg: Msg): Msg[] {
     if (msg.properties.type === MANIFEST_TYPE) {
+      const forged = ownProblem(this.senders, msg);
+      if (forged) {
+        this.refuse(msg, `a manifest ${forged}`);
+        return [msg];
+      }
       const parsed = ManifestSchema.safeParse(safeJson(msg.content));
       if (this.manifestMsg && !this.alive(this.manifestMsg) && parsed.success && parsed.data.batch === this.batch) {
         this.manifestMsg = msg;
@@ -286,6 +293,11 @@ export class BatchCollector {
     }
     const id = String(msg.properties.correlationId ?? '');
     const parsed = ResultSchema.safeParse(safeJson(msg.content));
+    const wrongSender = parsed.success ? senderProblem(this.senders, parsed.data.kind, msg) : undefined;
+    if (wrongSender) {
+      this.refuse(msg, `not taken as job "${id}"'s result: ${wrongSender}`);
+      return [msg];
+    }
     const owed = parsed.success ? this.owed.get(`${id}:${parsed.data.kind}`) : undefined;
     if (!parsed.success || !owed) {
       this.refuse(msg, parsed.success ? `no ${parsed.data.kind} result is owed to job "${id}"` : 'not a valid result');
@@ -359,6 +371,11 @@ export class BatchCollector {
     const parsed = ResultSchema.safeParse(safeJson(m.content));
     if (!parsed.success) {
       this.refuse(m, 'not a valid result');
+      return [m];
+    }
+    const wrongSender = senderProblem(this.senders, parsed.data.kind, m);
+    if (wrongSender) {
+      this.refuse(m, `not taken as a result: ${wrongSender}`);
       return [m];
     }
     this.stats.received++;

@@ -14,7 +14,7 @@
  *   a primes summary for what a range bounds (count within its width, first and last in it).
  *
  * What it cannot tell: a forger who knows the job and sends a plausible primes list. Only the
- * broker can vouch for a sender (the `user_id` property, with per-role users).
+ * broker can vouch for a sender (the `user_id` property, with per-role users): senderProblem.
  */
 import type { Result } from '@amqp-pipeline/shared/client';
 
@@ -27,6 +27,38 @@ import type { Result } from '@amqp-pipeline/shared/client';
 export function senderOf(msg: { properties: { appId?: unknown; userId?: unknown; messageId?: unknown } }): Record<string, unknown> {
   const { appId, userId, messageId } = msg.properties;
   return { appId: appId ?? null, userId: userId ?? null, ...(messageId ? { messageId } : {}) };
+}
+
+/**
+ * Who may write into a producer's queues. Results carry the AMQP `user_id` of their sender,
+ * which the broker checks; with per-role users (rabbitmq/definitions.json) that binds a
+ * result to a service. With one user shared by every process (guest in development) it
+ * proves nothing, and results are taken from anyone (`services` undefined).
+ */
+export interface Senders {
+  /** The producer's own broker user: its manifests, checkpoints and spilled copies carry it. */
+  own: string;
+  /** Per kind, the one user whose results are taken; undefined: not checked. */
+  services?: Readonly<Record<string, string>> | undefined;
+}
+
+/** Why a result may not be taken from its sender, or undefined when it may. */
+export function senderProblem(senders: Senders | undefined, kind: string, msg: { properties: { userId?: unknown } }): string | undefined {
+  const want = senders?.services?.[kind];
+  if (want === undefined) return undefined;
+  const user = msg.properties.userId;
+  // The producer's own user: a copy it sent round itself (a spill), which it may.
+  if (user === want || user === senders!.own) return undefined;
+  return user === undefined || user === null || user === ''
+    ? `it carries no user_id; ${kind} results are taken only from broker user "${want}" (SERVICE_USERS)`
+    : `sent by broker user "${String(user)}"; ${kind} results are taken only from "${want}" (SERVICE_USERS)`;
+}
+
+/** Why a manifest or checkpoint may not be taken from its sender (only the producer's own user writes them), or undefined. */
+export function ownProblem(senders: Senders | undefined, msg: { properties: { userId?: unknown } }): string | undefined {
+  if (!senders) return undefined;
+  const user = msg.properties.userId;
+  return user === senders.own ? undefined : `written by ${user ? `broker user "${String(user)}"` : 'a sender with no user_id'}, not by this producer's user "${senders.own}"`;
 }
 
 /** The job as the manifest knows it: `{from, to[, count]}` or `{url}`. */

@@ -39,7 +39,7 @@ import { CHECKPOINT_MS, CheckpointRunner, checkpointDue, checkpointEvery } from 
 import { BatchCollector, type CollectorStats, type Emitted, type MissingResult, type Msg } from './collector.js';
 import type { ReliablePublisher } from './job-publisher.js';
 import { ReplyWindow, leadFor, windowFor, type WindowLimits } from './reply-window.js';
-import { senderOf } from './fit.js';
+import { senderOf, type Senders } from './fit.js';
 
 export interface BatchOutcome {
   batch: string;
@@ -55,7 +55,19 @@ export interface BatchOutcome {
   window: { prefetch: number; spilled: number; stalls: number };
 }
 
+/** Where a batch's queues are, and who may write into them. */
+export interface BatchPlace {
+  /** The id its queues are named by: ownedQueueId(user, batch), or the batch id for a batch from before. */
+  queueId: string;
+  /** The producer's exchange its queues are bound to (the producer writes into them through it); undefined: the default exchange. */
+  exchange?: string | undefined;
+  /** The sender checks (fit.ts); undefined: none (a batch from before results were signed). */
+  senders?: Senders | undefined;
+}
+
 export interface GatherOptions {
+  /** Where the batch's queues are. */
+  place: BatchPlace;
   onResult?: ((r: Emitted) => void | Promise<void>) | undefined;
   onProgress?: ((done: number, total: number) => void) | undefined;
   written?: ((key: string) => boolean) | undefined;
@@ -136,6 +148,7 @@ export async function gather(
       if (refused <= 20) log.warn({ batch, correlationId: m.properties.correlationId ?? null, ...senderOf(m), reason }, 'unexpected message in the reply queue refused');
       else if (refused === 21) log.warn({ batch }, 'more unexpected messages refused; only their count is reported from here on');
     },
+    opts.place.senders,
   );
   if (!opts.manifest) collector.expectNoManifest();
   const limits = opts.window ?? windowFor(opts.manifest?.jobs ?? []);
@@ -162,7 +175,8 @@ export async function gather(
   let pendingBytes = 0;
   /** Replies whose progress record is being written (taken out of `pending` meanwhile). */
   let recording = 0;
-  const progressQueue = progressQueueName(batch);
+  const { place } = opts;
+  const progressQueue = progressQueueName(place.queueId);
   let progressDeclared = opts.progress !== undefined || opts.progressQueue !== undefined;
   let progressReady = opts.progressQueue;
   let revision = opts.progress?.revision ?? 0;
@@ -217,14 +231,15 @@ export async function gather(
     }
     const publisher = await deps.publisher.live();
     if (!progressDeclared) {
-      await declareProgressQueue(publisher.channel, batch, deps.replyTtlMs, deps.replyQueueType);
+      await declareProgressQueue(publisher.channel, place.queueId, deps.replyTtlMs, deps.replyQueueType, place.exchange);
       progressDeclared = true;
     }
-    await publisher.publish('', progressQueue, Buffer.from(JSON.stringify(record)), {
+    await publisher.publish(place.exchange ?? '', progressQueue, Buffer.from(JSON.stringify(record)), {
       contentType: 'application/json',
       persistent: true,
       type: PROGRESS_TYPE,
       appId: 'pipeline',
+      ...(place.senders ? { userId: place.senders.own } : {}),
     });
   };
   const checkpoints = new CheckpointRunner(checkpoint, (err) => log.debug({ err, batch }, 'checkpoint failed; the replies stay unacknowledged'));
@@ -259,12 +274,14 @@ export async function gather(
       };
       void deps.publisher
         .publish(
-          '',
+          place.exchange ?? '',
           replyQueue,
           m.content,
           {
             persistent: true,
             headers,
+            // The copy is this producer's (the broker checks its user_id): a result it took from a service, sent round.
+            ...(place.senders ? { userId: place.senders.own } : {}),
             ...(p.correlationId !== undefined ? { correlationId: p.correlationId } : {}),
             ...(p.messageId !== undefined ? { messageId: p.messageId } : {}),
             ...(p.contentType !== undefined ? { contentType: p.contentType } : {}),
@@ -381,7 +398,7 @@ export async function gather(
           pending = [];
           w.flush();
           if (opts.published) await within(opts.published.catch(() => {}), END_WAIT_MS);
-          await w.deleteQueues([replyQueue, manifestQueueName(batch), ...(progressDeclared ? [progressQueue] : [])]);
+          await w.deleteQueues([replyQueue, manifestQueueName(place.queueId), ...(progressDeclared ? [progressQueue] : [])]);
         } else if (w?.open) {
           await within(checkpoints.request(), END_WAIT_MS);
         }

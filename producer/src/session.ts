@@ -4,6 +4,7 @@ import {
   PipelineError,
   ResultSchema,
   replyQueueName,
+  ownedQueueId,
   within,
   type Config,
   type Logger,
@@ -11,7 +12,7 @@ import {
   replyQueueType,
 } from '@amqp-pipeline/shared/client';
 import type { Channel, ConsumeMessage, Options, RecoveringChannelModel } from 'amqplib';
-import { misfit, senderOf } from './fit.js';
+import { misfit, senderOf, senderProblem, type Senders } from './fit.js';
 import { jobMessage, newBatchId, type JobSpec } from './jobs.js';
 
 export interface SessionOptions {
@@ -31,6 +32,8 @@ export interface SessionDeps {
   model: RecoveringChannelModel;
   config: Config;
   log: Logger;
+  /** Who may answer (fit.ts); the producer's own user names the queue. */
+  senders: Senders;
   /** Publishes with a confirm, again on a new channel if the connection drops, until `deadline`. */
   publish(exchange: string, routingKey: string, body: Buffer, options: Options.Publish, deadline: number): Promise<void>;
   /** True once the client is closing: its connection will not come back. */
@@ -64,7 +67,7 @@ const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
  * trips around even one job. A session pays that once, when it opens; after that a call is
  * the job's own trip: publish (confirmed), the service's work and reply, the reply delivered.
  *
- * The queue (`pipeline.replies.session-<id>`) is durable and expires like a batch's, so a
+ * The queue (`pipeline.replies.<user>.session-<id>`) is durable and expires like a batch's, so a
  * result survives a connection drop: the session consumes again once the connection is back
  * and the waiting call gets it. Results are matched by correlation id; a duplicate, or a
  * result whose call gave up, is acknowledged and dropped. There is no manifest: `collect`
@@ -88,7 +91,7 @@ export class PipelineSession {
     opts: SessionOptions,
   ) {
     this.id = `session-${newBatchId()}`;
-    this.replyQueue = replyQueueName(this.id);
+    this.replyQueue = replyQueueName(ownedQueueId(deps.senders.own, this.id));
     this.timeoutMs = opts.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
   }
 
@@ -249,10 +252,12 @@ export class PipelineSession {
       this.deps.log.debug({ correlationId: id, valid: parsed.success }, 'session reply not waited for (a duplicate, late, or not a result); dropped');
       return;
     }
-    // Only a result its job can have produced is taken (see fit.ts); the call keeps waiting.
-    const problem = parsed.data.kind === waiting.kind ? misfit(waiting.input, parsed.data) : `a ${parsed.data.kind} result for a ${waiting.kind} job`;
+    // Only a result its job can have produced, from its service, is taken (see fit.ts); the call keeps waiting.
+    const problem =
+      senderProblem(this.deps.senders, parsed.data.kind, msg) ??
+      (parsed.data.kind === waiting.kind ? misfit(waiting.input, parsed.data) : `a ${parsed.data.kind} result for a ${waiting.kind} job`);
     if (problem) {
-      this.deps.log.warn({ correlationId: id, ...senderOf(msg), reason: problem }, 'unexpected session reply refused: it does not fit its job');
+      this.deps.log.warn({ correlationId: id, ...senderOf(msg), reason: problem }, 'unexpected session reply refused: not from its service, or it does not fit its job');
       return;
     }
     this.abandonedIds.delete(id);

@@ -5,7 +5,22 @@
  * CLI does not load prom-client and the rest at each start. The same objects as the main
  * entry (`@amqp-pipeline/shared`), which still exports everything.
  */
-export { loadConfig, redactUrl, configKeys, brokerUrls, replyQueueType, type Config } from './config.js';
+export {
+  loadConfig,
+  redactUrl,
+  configKeys,
+  brokerUrls,
+  replyQueueType,
+  brokerUser,
+  userOfUrl,
+  serviceUsers,
+  parseServiceUsers,
+  ROLE_SERVICE_USERS,
+  SERVICE_KINDS,
+  type ServiceKind,
+  type ServiceUsers,
+  type Config,
+} from './config.js';
 export { createLogger, type Logger, type LoggerConfig } from './log.js';
 export { ErrorCodes, PipelineError, isPipelineError, toWireError, type ErrorCode, type PipelineErrorOptions } from './errors.js';
 export {
@@ -35,6 +50,10 @@ export {
   type WorkQueueType,
   servicePermissions,
   producerPermissions,
+  producerPermissionsFor,
+  producerExchangeName,
+  ownedQueueId,
+  declareProducerExchange,
   Roles,
   type RoleName,
   type Permissions,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { brokerUrls, loadConfig, redactUrl, replyQueueType } from './config.js';
+import { brokerUrls, brokerUser, loadConfig, redactUrl, replyQueueType, ROLE_SERVICE_USERS, serviceUsers } from './config.js';
 import { ErrorCodes, PipelineError } from './errors.js';
 
 describe('loadConfig', () => {
@@ -58,9 +58,9 @@ describe('loadConfig with files', () => {
 });
 
 describe('AMQP_URL with the nodes of a cluster', () => {
-  const three = 'amqp://a:p,w@n1:5672, amqp://b:q@n2:5673/vh ,amqps://c:r@n3';
+  const three = 'amqp://a:p,w@n1:5672, amqp://a:q@n2:5673/vh ,amqps://a:r@n3';
   it('when several URLs are given, then each is one node, a comma in a password stays in it, and blanks are dropped', () => {
-    expect(brokerUrls(three)).toEqual(['amqp://a:p,w@n1:5672', 'amqp://b:q@n2:5673/vh', 'amqps://c:r@n3']);
+    expect(brokerUrls(three)).toEqual(['amqp://a:p,w@n1:5672', 'amqp://a:q@n2:5673/vh', 'amqps://a:r@n3']);
     expect(brokerUrls(' amqp://x ')).toEqual(['amqp://x']);
     expect(loadConfig({ AMQP_URL: three }).AMQP_URL).toBe(three);
   });
@@ -70,7 +70,7 @@ describe('AMQP_URL with the nodes of a cluster', () => {
   });
 
   it('when URLs are logged, then every password is masked', () => {
-    expect(redactUrl(three)).toBe('amqp://a:***@n1:5672,amqp://b:***@n2:5673/vh,amqps://c:***@n3');
+    expect(redactUrl(three)).toBe('amqp://a:***@n1:5672,amqp://a:***@n2:5673/vh,amqps://a:***@n3');
   });
 
   it('when several nodes are named, then reply queues are quorum queues unless REPLY_QUEUE_TYPE says otherwise', () => {
@@ -78,5 +78,27 @@ describe('AMQP_URL with the nodes of a cluster', () => {
     expect(replyQueueType(loadConfig({ AMQP_URL: three }))).toBe('quorum');
     expect(replyQueueType(loadConfig({ AMQP_URL: three, REPLY_QUEUE_TYPE: 'classic' }))).toBe('classic');
     expect(replyQueueType(loadConfig({ AMQP_URL: 'amqp://n1', REPLY_QUEUE_TYPE: 'quorum' }))).toBe('quorum');
+  });
+});
+
+describe('the broker user and whose results are taken', () => {
+  it('when the URLs name different users, then the configuration is refused and says why (a process signs with one user)', () => {
+    expect(() => loadConfig({ AMQP_URL: 'amqp://a:x@n1,amqp://b:y@n2' })).toThrow(/AMQP_URL: names several users \(a, b\).*give every URL the same user/);
+    // No user in a URL means guest (amqplib's default): the same as naming guest.
+    expect(brokerUser(loadConfig({ AMQP_URL: 'amqp://n1,amqp://guest:guest@n2' }))).toBe('guest');
+    expect(brokerUser(loadConfig({ AMQP_URL: 'amqp://al%40ice:pw@n1' }))).toBe('al@ice');
+  });
+
+  it('when SERVICE_USERS is unset, then the definitions roles are required for their producer user and nothing for others', () => {
+    expect(serviceUsers(loadConfig({ AMQP_URL: 'amqp://producer:pw@n1' }))).toEqual({ primes: 'prime-filter', squares: 'square-mapper', title: 'title-fetcher' });
+    expect(serviceUsers(loadConfig({ AMQP_URL: 'amqp://guest:guest@n1' }))).toBe('off');
+    expect(serviceUsers(loadConfig({ AMQP_URL: 'amqp://producer:pw@n1', SERVICE_USERS: 'off' }))).toBe('off');
+    expect(serviceUsers(loadConfig({ AMQP_URL: 'amqp://n1', SERVICE_USERS: 'roles' }))).toBe(ROLE_SERVICE_USERS);
+  });
+
+  it('when SERVICE_USERS names a user per kind, then it is taken (titles or title), and a missing or unknown kind is refused with the form to use', () => {
+    expect(serviceUsers(loadConfig({ AMQP_URL: 'amqp://n1', SERVICE_USERS: 'primes=p, squares=s,titles=t' }))).toEqual({ primes: 'p', squares: 's', title: 't' });
+    expect(() => loadConfig({ SERVICE_USERS: 'primes=p,squares=s' })).toThrow(/SERVICE_USERS: names no user for title/);
+    expect(() => loadConfig({ SERVICE_USERS: 'cubes=c' })).toThrow(/SERVICE_USERS: must be roles, off, or primes=USER,squares=USER,title=USER \("cubes=c"/);
   });
 });

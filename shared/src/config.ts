@@ -25,7 +25,32 @@ const schema = z.object({
   AMQP_URL: z
     .string()
     .refine((v) => brokerUrls(v).length > 0 && brokerUrls(v).every((u) => /^amqps?:\/\//.test(u)), 'must be amqp:// or amqps:// URLs (several, comma-separated, for the nodes of a cluster)')
+    .refine(
+      (v) => new Set(brokerUrls(v).map(userOfUrl)).size <= 1,
+      {
+        error: (iss) =>
+          `names several users (${[...new Set(brokerUrls(String(iss.input)).map(userOfUrl))].join(', ')}): a cluster's nodes share their users, and a process is one user (it signs its messages with it), so give every URL the same user`,
+      },
+    )
     .default('amqp://guest:guest@127.0.0.1:5672'),
+  /**
+   * Whose results the producer takes, per kind (results carry the broker-checked AMQP
+   * user_id): `roles` (the service users of rabbitmq/definitions.json: prime-filter,
+   * square-mapper, title-fetcher), `primes=USER,squares=USER,title=USER`, or `off` (any
+   * sender; the only choice when every process shares one user, like guest in development).
+   * Default: `roles` when the producer runs as the definitions' `producer` user, else `off`.
+   */
+  SERVICE_USERS: z
+    .string()
+    .transform((v, ctx) => {
+      const parsed = parseServiceUsers(v);
+      if ('problem' in parsed) {
+        ctx.addIssue({ code: 'custom', message: parsed.problem });
+        return z.NEVER;
+      }
+      return parsed.users;
+    })
+    .optional(),
   /**
    * Where the first connection starts in AMQP_URL's list: `random` (default: a fleet spreads
    * over the nodes) or `given` (the first URL first: a preferred, e.g. local, node).
@@ -150,6 +175,60 @@ export function brokerUrls(value: string): string[] {
     .split(/,(?=\s*[a-z][a-z0-9+.-]*:\/\/)/i)
     .map((u) => u.trim())
     .filter((u) => u !== '');
+}
+
+/**
+ * The broker user of a URL: its user name (percent-decoded), or guest, amqplib's default
+ * when the URL names none.
+ */
+export function userOfUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    return u.username ? decodeURIComponent(u.username) : 'guest';
+  } catch {
+    return 'guest';
+  }
+}
+
+/** The broker user a process connects as (AMQP_URL names one, however many nodes). */
+export function brokerUser(config: Pick<Config, 'AMQP_URL'>): string {
+  return userOfUrl(brokerUrls(config.AMQP_URL)[0] ?? '');
+}
+
+/** The kinds of result (a result's `kind`), each made by one service. */
+export const SERVICE_KINDS = ['primes', 'squares', 'title'] as const;
+export type ServiceKind = (typeof SERVICE_KINDS)[number];
+/** Per kind, the one broker user whose results are taken; `off`: any sender. */
+export type ServiceUsers = Readonly<Record<ServiceKind, string>> | 'off';
+
+/** The service users of rabbitmq/definitions.json (its role names). */
+export const ROLE_SERVICE_USERS: Readonly<Record<ServiceKind, string>> = Object.freeze({ primes: 'prime-filter', squares: 'square-mapper', title: 'title-fetcher' });
+
+/** SERVICE_USERS's value, or what is wrong with it. */
+export function parseServiceUsers(value: string): { users: ServiceUsers } | { problem: string } {
+  const v = value.trim();
+  if (v === 'off') return { users: 'off' };
+  if (v === 'roles') return { users: ROLE_SERVICE_USERS };
+  const users: Partial<Record<ServiceKind, string>> = {};
+  for (const entry of v.split(',').map((e) => e.trim()).filter(Boolean)) {
+    const m = /^(\w+)=(.+)$/.exec(entry);
+    const kind = (m?.[1] === 'titles' ? 'title' : m?.[1]) as ServiceKind | undefined;
+    if (!m || !kind || !(SERVICE_KINDS as readonly string[]).includes(kind)) {
+      return { problem: `must be roles, off, or ${SERVICE_KINDS.map((k) => `${k}=USER`).join(',')} ("${entry}" is none of these)` };
+    }
+    users[kind] = m[2]!.trim();
+  }
+  const missing = SERVICE_KINDS.filter((k) => !users[k]);
+  if (missing.length > 0) return { problem: `names no user for ${missing.join(', ')} (give all three: ${SERVICE_KINDS.map((k) => `${k}=USER`).join(',')})` };
+  return { users: users as Record<ServiceKind, string> };
+}
+
+/**
+ * Whose results a producer takes: SERVICE_USERS, else the definitions' roles for their
+ * `producer` user, else any sender (`off`).
+ */
+export function serviceUsers(config: Pick<Config, 'AMQP_URL' | 'SERVICE_USERS'>): ServiceUsers {
+  return config.SERVICE_USERS ?? (brokerUser(config) === 'producer' ? ROLE_SERVICE_USERS : 'off');
 }
 
 /** The reply queues' type: REPLY_QUEUE_TYPE, else quorum for a cluster (several URLs), classic for one node. */

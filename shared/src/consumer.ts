@@ -4,7 +4,7 @@ import os from 'node:os';
 import type { Channel, ChannelModel, ConsumeMessage, RecoveringChannelModel } from 'amqplib';
 import type { z } from 'zod';
 import { connectBroker, connectionNameFor, tlsFiles } from './broker.js';
-import { replyQueueType, type Config } from './config.js';
+import { brokerUser, replyQueueType, type Config } from './config.js';
 import { ErrorCodes, PipelineError, isPipelineError, toWireError } from './errors.js';
 import type { Logger } from './log.js';
 import { RESULT_TYPE, type JobEcho, type Result, type ResultKind } from './messages/result.js';
@@ -197,6 +197,7 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
   const countsOwnRedeliveries = config.WORK_QUEUE_TYPE === 'classic';
   const log = opts.log.child({ queue: queue.name });
   const prefetch = opts.prefetch ?? config.PREFETCH ?? 16;
+  const userId = brokerUser(config);
   // The prefetch is the most jobs held in all: the prefetch-1 consumer's one, plus the full
   // consumer's prefetch - 1 (so an adaptive prefetch is never below 2 while that one exists).
   const adaptive = def.adaptivePrefetch && prefetch > 1 ? { min: Math.min(prefetch, Math.max(2, def.adaptivePrefetch.min)), targetHoldMs: def.adaptivePrefetch.targetHoldMs ?? 250 } : undefined;
@@ -423,6 +424,9 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
       persistent: true,
       type: RESULT_TYPE,
       appId: def.service,
+      // Signed with the service's broker user, which the broker checks (it refuses a user_id
+      // that is not the connection's): a producer takes a kind's results only from its service.
+      userId,
       timestamp: Math.floor(Date.now() / 1000),
     };
     try {

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { Roles, topology, type Permissions, type Topology } from './topology.js';
+import { Roles, producerPermissionsFor, topology, type Permissions, type Topology } from './topology.js';
 
 /** A broker user in the definitions file. */
 export interface UserSpec {
@@ -25,14 +25,22 @@ export function rabbitPasswordHash(user: string, password: string): string {
  * Development users: an administrator for the management UI, and one user per role with
  * exactly that role's permissions. Each password is the user's name unless
  * `BROKER_PASSWORD_<ROLE>` (e.g. BROKER_PASSWORD_PRIME_FILTER, BROKER_PASSWORD_ADMIN) is set
- * when the file is generated. For anything but a laptop, generate your own.
+ * when the file is generated. `PRODUCER_USERS` (comma-separated names) adds producer users
+ * beside `producer`, each reaching only its own queues (producerPermissionsFor). For anything
+ * but a laptop, generate your own.
  */
 export function defaultUsers(env: Record<string, string | undefined> = {}): UserSpec[] {
   const password = (name: string) => env[`BROKER_PASSWORD_${name.toUpperCase().replace(/-/g, '_')}`] ?? name;
   const all: Permissions = { configure: '.*', write: '.*', read: '.*' };
+  const roles = Object.keys(Roles);
+  const producers = (env.PRODUCER_USERS ?? '')
+    .split(',')
+    .map((n) => n.trim())
+    .filter((n) => n !== '' && n !== 'admin' && !roles.includes(n));
   return [
     { name: 'admin', password: password('admin'), tags: ['administrator'], permissions: all },
     ...Object.entries(Roles).map(([name, permissions]) => ({ name, password: password(name), tags: [], permissions })),
+    ...[...new Set(producers)].map((name) => ({ name, password: password(name), tags: [], permissions: producerPermissionsFor(name) })),
   ];
 }
 

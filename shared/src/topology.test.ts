@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from './config.js';
-import { DELIVERY_LIMIT, Queues, replyToProblem, retryQueueName, topology, topologyFor, topologyOf, withQueueType } from './topology.js';
+import { DELIVERY_LIMIT, Queues, ownedQueueId, producerExchangeName, producerPermissionsFor, replyQueueName, replyToProblem, retryQueueName, topology, topologyFor, topologyOf, withQueueType } from './topology.js';
 import { replyQueueType } from './config.js';
 
 const workNames = [Queues.primes.name, Queues.squares.name, Queues.titles.name];
@@ -71,5 +71,34 @@ describe('replyToProblem: which reply_to a service answers into', () => {
     for (const bad of ['pipeline.primes', 'pipeline.dead', 'pipeline.squares.retry.1', 'pipeline.replies.B.manifest', 'pipeline.replies.B.progress', 'pipeline.replies.']) {
       expect(replyToProblem(bad)).toMatch(/is not a reply queue/);
     }
+  });
+});
+
+describe('producer users reach only their own queues', () => {
+  const alice = producerPermissionsFor('alice');
+  const can = (pattern: string, name: string) => new RegExp(pattern).test(name);
+  const aliceQ = replyQueueName(ownedQueueId('alice', '20261207T1000Z-ab'));
+  const bobQ = replyQueueName(ownedQueueId('bob', '20261207T1000Z-ab'));
+
+  it('when alice names her batch, session and their siblings, then her patterns cover them and bob\'s do not', () => {
+    expect(aliceQ).toBe('pipeline.replies.alice.20261207T1000Z-ab');
+    for (const q of [aliceQ, `${aliceQ}.manifest`, `${aliceQ}.progress`, replyQueueName(ownedQueueId('alice', 'session-x'))]) {
+      for (const right of ['configure', 'write', 'read'] as const) expect(can(alice[right], q), `${right} ${q}`).toBe(true);
+      for (const right of ['configure', 'write', 'read'] as const) expect(can(producerPermissionsFor('bob')[right], q), `bob ${right} ${q}`).toBe(false);
+    }
+    expect(replyToProblem(aliceQ)).toBeUndefined();
+    expect(replyToProblem(`${aliceQ}.manifest`)).toMatch(/not a reply queue/);
+  });
+
+  it('when alice would write, then only the job exchanges and her own exchange are open to her: not the default exchange, not bob\'s', () => {
+    for (const ex of ['pipeline.ranges', 'pipeline.urls', producerExchangeName('alice')]) expect(can(alice.write, ex), ex).toBe(true);
+    for (const ex of ['amq.default', 'pipeline.dead-letter', producerExchangeName('bob'), 'pipeline.primes']) expect(can(alice.write, ex), ex).toBe(false);
+    for (const q of [bobQ, `${bobQ}.manifest`, 'pipeline.replies.alicex.1', 'pipeline.primes']) expect(can(alice.read, q) || can(alice.configure, q), q).toBe(false);
+  });
+
+  it('when a user name holds regex characters, then they are quoted (a dot is only a dot)', () => {
+    const p = producerPermissionsFor('a.b');
+    expect(can(p.read, 'pipeline.replies.a.b.1')).toBe(true);
+    expect(can(p.read, 'pipeline.replies.aXb.1')).toBe(false);
   });
 });

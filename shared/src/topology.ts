@@ -180,7 +180,8 @@ const anyOf = (names: readonly string[]) => `^(${names.map(quote).join('|')})$`;
  * - configure: declare its exchange, work queue, retry tiers and the dead-letter pair;
  * - write: publish results and retries (the default exchange, `amq.default` to RabbitMQ),
  *   dead-letter refused messages, and bind its queues;
- * - read: consume its work queue, and read the exchanges its queues are bound to.
+ * - read: consume its work queue, declare its retry tiers (a queue with a dead-letter exchange
+ *   takes read on itself), and read the exchanges its queues are bound to.
  * It can neither consume another service's queue nor publish to exchanges it does not use.
  */
 export function servicePermissions(work: QueueSpec): Permissions {
@@ -190,20 +191,48 @@ export function servicePermissions(work: QueueSpec): Permissions {
   return {
     configure: anyOf([...exchanges, ...queues]),
     write: anyOf(['amq.default', Exchanges.deadLetter.name, ...queues]),
-    read: anyOf([work.name, ...exchanges]),
+    // Its retry tiers too: declaring a queue with a dead-letter exchange takes read on the queue.
+    read: anyOf([work.name, ...retryQueues(work).map((q) => q.name), ...exchanges]),
   };
 }
 
 /**
- * The producer's permissions: publish jobs to the two job exchanges (and its manifest into
- * its own reply queue through the default exchange), and declare, consume and delete its
- * per-batch reply queues. It cannot consume the work queues.
+ * The permissions of a producer user: publish jobs to the two job exchanges; declare, consume,
+ * bind and delete its own queues (`pipeline.replies.<user>.…`, see ownedQueueId) and its own
+ * exchange (`pipeline.producer.<user>`, through which it writes its manifests, checkpoints and
+ * spilled copies). It has no right on the default exchange, so it cannot publish into any
+ * queue by name: not into another producer's queues, not into work queues. It cannot consume
+ * the work queues, nor read, delete or bind another producer's queues.
  */
-export const producerPermissions: Permissions = {
-  configure: `^${quote(REPLY_QUEUE_PREFIX)}.+$`,
-  write: anyOf([Exchanges.ranges.name, Exchanges.urls.name, 'amq.default']),
-  read: `^${quote(REPLY_QUEUE_PREFIX)}.+$`,
-};
+export function producerPermissionsFor(user: string): Permissions {
+  const own = `^${quote(`${REPLY_QUEUE_PREFIX}${user}.`)}.+$`;
+  const exchange = quote(producerExchangeName(user));
+  return {
+    configure: `${own}|^${exchange}$`,
+    write: `^(${quote(Exchanges.ranges.name)}|${quote(Exchanges.urls.name)}|${exchange})$|${own}`,
+    read: `${own}|^${exchange}$`,
+  };
+}
+
+/** The definitions' `producer` user's permissions. */
+export const producerPermissions: Permissions = producerPermissionsFor('producer');
+
+/**
+ * A producer's own direct exchange: each of its batch's queues is bound to it under the
+ * queue's name, so the producer writes into its own queues without the default exchange.
+ */
+export function producerExchangeName(user: string): string {
+  return `pipeline.producer.${user}`;
+}
+
+/**
+ * The id a producer user's batch or session queues are named by: `<user>.<batch>`, so the
+ * batch's reply queue is `pipeline.replies.<user>.<batch>`, which only that user's permission
+ * patterns reach (producerPermissionsFor).
+ */
+export function ownedQueueId(user: string, batch: string): string {
+  return `${user}.${batch}`;
+}
 
 /** The broker user each role runs as, and its permissions. */
 export const Roles = {
@@ -279,13 +308,25 @@ export function replyToProblem(replyTo: string): string | undefined {
   return `reply_to "${replyTo}" is not a reply queue (only ${REPLY_QUEUE_PREFIX}<batch> among the pipeline's queues, or a queue of the client's own); the job is not answered there`;
 }
 
-export async function declareProgressQueue(ch: Channel, batch: string, ttlMs: number, type: WorkQueueType = 'classic'): Promise<string> {
+/**
+ * Declares a batch's progress queue (and, given the producer's exchange, binds it there
+ * under its name: the producer's checkpoints go through that exchange).
+ */
+export async function declareProgressQueue(ch: Channel, batch: string, ttlMs: number, type: WorkQueueType = 'classic', exchange?: string): Promise<string> {
   const name = progressQueueName(batch);
-  await ch.assertQueue(name, {
+  const declared = ch.assertQueue(name, {
     durable: true,
     arguments: { 'x-queue-type': type, 'x-expires': ttlMs, 'x-max-length': 1 },
   });
+  const bound = exchange ? ch.bindQueue(name, exchange, name) : undefined;
+  await declared;
+  await bound;
   return name;
+}
+
+/** Declares a producer's own exchange (idempotent; durable, so it outlives the producer). */
+export function declareProducerExchange(ch: Channel, exchange: string): Promise<unknown> {
+  return ch.assertExchange(exchange, 'direct', { durable: true });
 }
 
 /**
@@ -293,8 +334,8 @@ export async function declareProgressQueue(ch: Channel, batch: string, ttlMs: nu
  * producer (and a broker restart); all expire when unused for `ttlMs`. `quorum` (on a
  * cluster) replicates them, so they also outlive the loss of a node.
  */
-export async function declareReplyQueue(ch: Channel, batch: string, ttlMs: number, type: WorkQueueType = 'classic'): Promise<string> {
-  const { reply, manifest, progress } = declareReplyQueues(ch, batch, ttlMs, type);
+export async function declareReplyQueue(ch: Channel, batch: string, ttlMs: number, type: WorkQueueType = 'classic', exchange?: string): Promise<string> {
+  const { reply, manifest, progress } = declareReplyQueues(ch, batch, ttlMs, type, exchange);
   await reply;
   await manifest;
   await progress;
@@ -313,15 +354,33 @@ export function declareReplyQueues(
   batch: string,
   ttlMs: number,
   type: WorkQueueType = 'classic',
+  /** The producer's exchange (producerExchangeName): declared, and each queue bound to it under its name. */
+  exchange?: string,
 ): { reply: Promise<unknown>; manifest: Promise<unknown>; progress: Promise<unknown> } {
-  const reply = ch.assertQueue(replyQueueName(batch), {
+  const ready = exchange ? declareProducerExchange(ch, exchange) : undefined;
+  const bind = (queue: string) => (exchange ? ch.bindQueue(queue, exchange, queue) : undefined);
+  const replyName = replyQueueName(batch);
+  const manifestName = manifestQueueName(batch);
+  const reply = ch.assertQueue(replyName, {
     durable: true,
     arguments: { 'x-queue-type': type, 'x-expires': ttlMs },
   });
-  const manifest = ch.assertQueue(manifestQueueName(batch), {
+  const manifest = ch.assertQueue(manifestName, {
     durable: true,
     arguments: { 'x-queue-type': type, 'x-expires': ttlMs, 'x-max-length': 1 },
   });
-  const progress = declareProgressQueue(ch, batch, ttlMs, type);
-  return { reply, manifest, progress };
+  const progressName = progressQueueName(batch);
+  const progressDeclared = ch.assertQueue(progressName, {
+    durable: true,
+    arguments: { 'x-queue-type': type, 'x-expires': ttlMs, 'x-max-length': 1 },
+  });
+  // Sent in this order on one channel, so the broker has the exchange and each queue before its binding.
+  const bound = [bind(replyName), bind(manifestName), bind(progressName)];
+  const all = async <T>(...ps: (Promise<unknown> | undefined)[]) => {
+    const settled = await Promise.allSettled(ps);
+    const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+    return undefined as T;
+  };
+  return { reply: all(ready, reply, bound[0]), manifest: all(ready, manifest, bound[1]), progress: all(ready, progressDeclared, bound[2]) };
 }

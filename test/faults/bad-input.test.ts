@@ -6,7 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { rangeJob, urlJob } from '@amqp-pipeline/producer';
-import { replyQueueName } from '@amqp-pipeline/shared';
+import { ownedQueueId, replyQueueName, userOfUrl } from '@amqp-pipeline/shared';
 import type { ConsumeMessage } from 'amqplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Rig, submit } from './harness.js';
@@ -184,7 +184,7 @@ describe('fault rows: bad input', () => {
     const run = submit(client, ledger, jobs, { timeoutMs: 30_000, titles });
     await run.firstResult;
     await rig.admin(async (ch) => {
-      const q = replyQueueName(run.batch);
+      const q = replyQueueName(ownedQueueId(userOfUrl(rig.proxy.url), run.batch));
       const opts = { contentType: 'application/json', type: 'pipeline.result.v1' };
       ch.sendToQueue(q, Buffer.from('{"ok":true,"kind":"title","title":"stranger","source":"title","url":"http://127.0.0.1/"}'), { ...opts, correlationId: 'no-such-job' });
       ch.sendToQueue(q, Buffer.from('{"ok":true,"kind":"primes","primes":[2]}'), { ...opts, correlationId: `${run.batch}.0` }); // right job, wrong kind
