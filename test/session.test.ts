@@ -2,7 +2,7 @@ import { startServices, stopServices, type ServiceProcess } from '@amqp-pipeline
 import { PipelineClient, PipelineSession, rangeJob } from '@amqp-pipeline/producer';
 import { createLogger, loadConfig } from '@amqp-pipeline/shared';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { amqpUrl, naivePrimes, withChannel } from './helpers.js';
+import { amqpUrl, batchQueue, naivePrimes, withChannel } from './helpers.js';
 
 let services: ServiceProcess[] = [];
 let client: PipelineClient;
@@ -53,7 +53,8 @@ const queueExists = (name: string) =>
 describe('a session (request/response over one long-lived reply queue)', () => {
   it('when jobs are called one at a time, then each call resolves with its own result, and the queue is declared once', async () => {
     const session = await withSession(async (session) => {
-      expect(session.replyQueue).toMatch(/^pipeline\.replies\.session-/);
+      expect(session.replyQueue).toBe(batchQueue(session.id));
+      expect(session.id).toMatch(/^session-/);
       expect(await queueExists(session.replyQueue)).toBe(true);
       for (let i = 0; i < 20; i++) {
         const from = i * 100;
