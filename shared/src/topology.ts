@@ -357,14 +357,15 @@ export function declareReplyQueues(
   /** The producer's exchange (producerExchangeName): declared, and each queue bound to it under its name. */
   exchange?: string,
 ): { reply: Promise<unknown>; manifest: Promise<unknown>; progress: Promise<unknown> } {
-  const ready = exchange ? declareProducerExchange(ch, exchange) : undefined;
   const bind = (queue: string) => (exchange ? ch.bindQueue(queue, exchange, queue) : undefined);
   const replyName = replyQueueName(batch);
   const manifestName = manifestQueueName(batch);
+  // The reply queue first: the jobs wait for it alone.
   const reply = ch.assertQueue(replyName, {
     durable: true,
     arguments: { 'x-queue-type': type, 'x-expires': ttlMs },
   });
+  const ready = exchange ? declareProducerExchange(ch, exchange) : undefined;
   const manifest = ch.assertQueue(manifestName, {
     durable: true,
     arguments: { 'x-queue-type': type, 'x-expires': ttlMs, 'x-max-length': 1 },
@@ -382,5 +383,8 @@ export function declareReplyQueues(
     if (failed) throw failed.reason;
     return undefined as T;
   };
-  return { reply: all(ready, reply, bound[0]), manifest: all(ready, manifest, bound[1]), progress: all(ready, progressDeclared, bound[2]) };
+  // The jobs wait only for the reply queue itself: the producer's own writes (the manifest, a
+  // checkpoint, a spill) come later on this channel, after the bindings, which the manifest's
+  // promise stands for.
+  return { reply: all(reply), manifest: all(ready, manifest, bound[0], bound[1]), progress: all(ready, progressDeclared, bound[2]) };
 }
