@@ -53,7 +53,7 @@ export function publishConfirmed(ch: ConfirmChannel, exchange: string, routingKe
   return new Promise((resolve, reject) => ch.publish(exchange, routingKey, Buffer.from(body), options, (err) => (err ? reject(err) : resolve(undefined))));
 }
 
-/** A batch's (or session's) reply queue, as a producer connected with `url` names it: `pipeline.replies.<user>.<batch>`. */
+/** A batch's (or session's) reply queue, as a producer connected with `url` names it: `pipeline.replies.<user>:<batch>`. */
 export function batchQueue(batch: string, url: string = amqpUrl()): string {
   return replyQueueName(ownedQueueId(userOfUrl(url), batch));
 }

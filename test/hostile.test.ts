@@ -157,7 +157,7 @@ describe.skipIf(!(await hasManagement()))('a hostile client with per-role users'
     expect(sent.code, sent.stderr).toBe(0);
     const batch = String(sent.lines[0]?.batch);
     const queue = batchQueue(batch, urlOf(users.bob));
-    expect(queue).toBe(`pipeline.replies.${users.bob}.${batch}`);
+    expect(queue).toBe(`pipeline.replies.${users.bob}:${batch}`);
     const forged = JSON.stringify({ ok: true, kind: 'primes', job: { from: 1, to: 10 }, primes: [2, 3, 5] }); // fits the job (ascending, in range), and is wrong
     const props = { correlationId: `${batch}.0`, contentType: 'application/json', type: 'pipeline.result.v1', appId: 'prime-filter' };
 
@@ -197,6 +197,32 @@ describe.skipIf(!(await hasManagement()))('a hostile client with per-role users'
       expect.stringMatching(new RegExp(`carries no user_id; primes results are taken only from broker user "${users.primes}"`)),
       expect.stringMatching(new RegExp(`sent by broker user "${users.squares}"; primes results are taken only from "${users.primes}"`)),
     ]);
+  });
+
+  it('when a job that the service dead-letters carries its sender\'s user_id, then the dead letter goes out (without it) and the service keeps its channel', async () => {
+    services = await startServices(['prime-filter'], { env: { AMQP_URL: urlOf(users.primes) } });
+    await withChannel(async (ch) => {
+      const tap = await ch.assertQueue('', { exclusive: true });
+      await ch.bindQueue(tap.queue, 'pipeline.dead-letter', '');
+      const correlationId = randomUUID();
+      // alice's own user_id, which the broker accepts from her; the service must not copy it.
+      expect(
+        await brokerRefusal(urlOf(users.alice), (a) =>
+          publishConfirmed(a, 'pipeline.ranges', 'range.primes', '{"from":"one","to":3}', { correlationId, userId: users.alice, contentType: 'application/json' }),
+        ),
+      ).toBeUndefined();
+      const [dead] = await receive(ch, tap.queue, (m) => m.properties.correlationId === correlationId, 1);
+      expect(dead!.properties.headers?.['x-pipeline-error-code']).toBeTruthy();
+      expect(dead!.properties.userId).toBeUndefined();
+      // Once, not again and again (a channel closed by a 406 would hand the job back, round and round).
+      await new Promise((r) => setTimeout(r, 1000));
+      let again = 0;
+      for (let m = await ch.get(tap.queue, { noAck: true }); m; m = await ch.get(tap.queue, { noAck: true })) if (m.properties.correlationId === correlationId) again++;
+      expect(again).toBe(0);
+    });
+    const run = await asProducer(users.bob, ['primes', '1', '10', '--json']);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.lines[0]).toMatchObject({ primes: [2, 3, 5, 7] });
   });
 
   it('when the producer runs as a shared user with SERVICE_USERS=off, then it says so at start-up in one log line', async () => {

@@ -45,7 +45,7 @@ Options:
   --timeout SECS    longest wait for results (default 120); what has not arrived
                     stays queued, and 'pipeline collect BATCH' picks it up later
   --no-wait         publish, print the batch id, and exit; results wait in a durable
-                    queue (pipeline.replies.USER.BATCH, USER: the broker user) until
+                    queue (pipeline.replies.USER:BATCH, USER: the broker user) until
                     collected or expired; only that broker user can collect them
   -f, --file FILE   with 'titles': read URLs from FILE ('-' for stdin); blank lines
                     and lines starting with # are skipped

@@ -25,6 +25,7 @@ import {
   serviceUsers,
   ownedQueueId,
   producerExchangeName,
+  declareProducerExchange,
 } from '@amqp-pipeline/shared/client';
 import type { RecoveringChannelModel } from 'amqplib';
 import { mergeProgress } from './checkpoint.js';
@@ -78,6 +79,14 @@ export interface CollectOptions {
   window?: WindowLimits;
 }
 
+/**
+ * An RPC that failed because its channel or connection went before the broker answered
+ * (amqplib's errors carry no AMQP code then), not because the broker refused it.
+ */
+function lostBeforeAnswer(err: unknown): boolean {
+  return err instanceof Error && (err as { code?: unknown }).code === undefined && !(err instanceof PipelineError);
+}
+
 /** Longest wait for batch clean-ups, and then for the connection to close, in close(). */
 const CLOSE_WAIT_MS = 10_000;
 
@@ -128,9 +137,28 @@ export class PipelineClient {
     const services = serviceUsers(config);
     this.senders = { own, services: services === 'off' ? undefined : services };
     this.exchange = producerExchangeName(own);
+    ownedQueueId(own, 'x'); // a user name that cannot name queues of its own is refused now, at connect
   }
 
-  /** Where a batch of this producer's lives: `pipeline.replies.<user>.<batch>` and its siblings. */
+  /**
+   * Declares a batch's queues, exchange and bindings again (all idempotent), on a live channel,
+   * until they are answered or `deadline` passes; a refusal by the broker is thrown.
+   */
+  private async declareAgain(place: BatchPlace, deadline: number, log: Logger): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      const d = declareReplyQueues((await this.publisher.live()).channel, place.queueId, this.config.REPLY_QUEUE_TTL_MS, replyQueueType(this.config), place.exchange);
+      try {
+        await Promise.all([d.reply, d.manifest, d.progress]);
+        log.info({ attempt }, "the batch's queues declared again after a lost connection");
+        return;
+      } catch (err) {
+        if (!lostBeforeAnswer(err) || Date.now() > deadline) throw err;
+        await new Promise((r) => setTimeout(r, Math.min(2000, 100 * attempt)));
+      }
+    }
+  }
+
+  /** Where a batch of this producer's lives: `pipeline.replies.<user>:<batch>` and its siblings. */
   private placeOf(batch: string): BatchPlace {
     return { queueId: ownedQueueId(this.senders.own, batch), exchange: this.exchange, senders: this.senders };
   }
@@ -211,7 +239,9 @@ export class PipelineClient {
         await this.publisher.publish(job.exchange, job.routingKey, message.content, message.options, deadline);
       });
     const publishManifest = async () => {
-      await declaring.manifest;
+      // A connection lost before the broker answered the declarations (they take a few round
+      // trips, a channel's RPCs going one at a time): declare them again on the next channel.
+      await declaring.manifest.catch((err: unknown) => (lostBeforeAnswer(err) ? this.declareAgain(place, deadline, log) : Promise.reject(err)));
       await this.publisher.publish(
         this.exchange,
         manifestQueueName(place.queueId),
@@ -225,7 +255,7 @@ export class PipelineClient {
       // The manifest promises these jobs to a later `collect`: only once all are confirmed.
       await publishJobs();
       await publishManifest();
-      await declaring.progress;
+      await declaring.progress.catch((err: unknown) => (lostBeforeAnswer(err) ? this.declareAgain(place, deadline, log) : Promise.reject(err)));
       log.debug({ jobs: jobs.length }, 'batch published');
       return { batch, jobs: jobs.length, complete: false, missing: [], stats: { received: 0, duplicates: 0, unexpected: 0 }, failed: 0, window: { prefetch: 0, spilled: 0, stalls: 0 } };
     }
@@ -310,17 +340,24 @@ export class PipelineClient {
 
   /** Gathers the results of an earlier batch (`pipeline collect`). */
   async collect(batch: string, opts: CollectOptions): Promise<BatchOutcome> {
-    // This producer user's batch; else one submitted before queues were named by their user
-    // (`pipeline.replies.<batch>`, unsigned: nothing to check its senders by).
+    // This producer user's batch; else, where results are not checked for their senders (a
+    // shared user), one submitted before queues were named by their user
+    // (`pipeline.replies.<batch>`, unsigned). A producer with its own user has no rights on
+    // those names (a passive check would pass, and reading then be refused).
     const owned = this.placeOf(batch);
-    const legacy: BatchPlace = { queueId: batch };
+    const candidates: BatchPlace[] = this.senders.services ? [owned] : [owned, { queueId: batch }];
     let place: BatchPlace | undefined;
     let cause: unknown;
-    for (const p of [owned, legacy]) {
+    for (const p of candidates) {
       const check = await this.model.createChannel();
       check.on('error', () => {});
       try {
         await check.checkQueue(replyQueueName(p.queueId));
+        if (p.exchange) {
+          // The exchange and the reply queue's binding again (idempotent), for the spills.
+          await declareProducerExchange(check, p.exchange);
+          await check.bindQueue(replyQueueName(p.queueId), p.exchange, replyQueueName(p.queueId));
+        }
         await check.close();
         place = p;
         break;

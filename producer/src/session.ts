@@ -67,7 +67,7 @@ const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
  * trips around even one job. A session pays that once, when it opens; after that a call is
  * the job's own trip: publish (confirmed), the service's work and reply, the reply delivered.
  *
- * The queue (`pipeline.replies.<user>.session-<id>`) is durable and expires like a batch's, so a
+ * The queue (`pipeline.replies.<user>:session-<id>`) is durable and expires like a batch's, so a
  * result survives a connection drop: the session consumes again once the connection is back
  * and the waiting call gets it. Results are matched by correlation id; a duplicate, or a
  * result whose call gave up, is acknowledged and dropped. There is no manifest: `collect`

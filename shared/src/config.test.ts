@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { brokerUrls, brokerUser, loadConfig, redactUrl, replyQueueType, ROLE_SERVICE_USERS, serviceUsers } from './config.js';
+import { brokerUrls, brokerUser, userOfUrl, loadConfig, redactUrl, replyQueueType, ROLE_SERVICE_USERS, serviceUsers } from './config.js';
 import { ErrorCodes, PipelineError } from './errors.js';
 
 describe('loadConfig', () => {
@@ -87,6 +87,9 @@ describe('the broker user and whose results are taken', () => {
     // No user in a URL means guest (amqplib's default): the same as naming guest.
     expect(brokerUser(loadConfig({ AMQP_URL: 'amqp://n1,amqp://guest:guest@n2' }))).toBe('guest');
     expect(brokerUser(loadConfig({ AMQP_URL: 'amqp://al%40ice:pw@n1' }))).toBe('al@ice');
+    // amqplib's own rule, so the user_id signed is the user logged in: a password alone means user "".
+    expect(userOfUrl('amqp://:pw@n1')).toBe('');
+    expect(userOfUrl('amqp://a%zz:pw@n1')).toBe('a%zz');
   });
 
   it('when SERVICE_USERS is unset, then the definitions roles are required for their producer user and nothing for others', () => {

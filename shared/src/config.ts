@@ -178,16 +178,19 @@ export function brokerUrls(value: string): string[] {
 }
 
 /**
- * The broker user of a URL: its user name (percent-decoded), or guest, amqplib's default
- * when the URL names none.
+ * The broker user of a URL, by amqplib's own rule (lib/connect.js credentialsFromUrl): guest
+ * when the URL has neither user nor password, else its user name through `unescape` (so the
+ * user_id a process signs with is exactly the user it logs in as).
  */
 export function userOfUrl(url: string): string {
+  let u: URL;
   try {
-    const u = new URL(url);
-    return u.username ? decodeURIComponent(u.username) : 'guest';
+    u = new URL(url);
   } catch {
     return 'guest';
   }
+  if (u.username === '' && u.password === '') return 'guest';
+  return u.username ? unescape(u.username) : '';
 }
 
 /** The broker user a process connects as (AMQP_URL names one, however many nodes). */

@@ -362,7 +362,7 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
   async function deadLetter(s: Session, msg: ConsumeMessage, code: string, reason: string): Promise<void> {
     const { properties, fields } = msg;
     await s.publisher.publish(Exchanges.deadLetter.name, fields.routingKey, msg.content, {
-      ...stripUndefined(properties),
+      ...copiedProperties(properties),
       headers: {
         ...properties.headers,
         [DeadLetterHeaders.reason]: reason,
@@ -385,7 +385,7 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
     const tier = Math.min(attempt, RETRY_TIERS);
     const wire = toWireError(err);
     await s.publisher.publish('', retryQueueName(queue.name, tier), msg.content, {
-      ...stripUndefined(msg.properties),
+      ...copiedProperties(msg.properties),
       expiration: String(delayMs),
       headers: {
         ...withoutKeys(msg.properties.headers, 'x-delivery-count', REDELIVERIES_HEADER),
@@ -406,7 +406,7 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
    */
   async function recount(s: Session, msg: ConsumeMessage, redeliveries: number): Promise<void> {
     await s.publisher.publish('', queue.name, msg.content, {
-      ...stripUndefined(msg.properties),
+      ...copiedProperties(msg.properties),
       headers: { ...msg.properties.headers, [REDELIVERIES_HEADER]: redeliveries },
     });
     s.acks.ack(msg);
@@ -747,8 +747,14 @@ function withoutKeys(headers: Record<string, unknown> | undefined, ...keys: stri
   return out;
 }
 
-function stripUndefined<T extends object>(o: T): Partial<T> {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+/**
+ * A job's properties for a copy the service publishes (a retry, a recount, a dead letter):
+ * all that are set, except `userId`: that was the job's sender's, and the broker closes the
+ * channel of a publisher whose message claims another user's id (so any client could stop a
+ * service's channel with a job that carries one).
+ */
+function copiedProperties<T extends { userId?: unknown }>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([k, v]) => v !== undefined && k !== 'userId')) as Partial<T>;
 }
 
 /**

@@ -81,7 +81,7 @@ describe('producer users reach only their own queues', () => {
   const bobQ = replyQueueName(ownedQueueId('bob', '20261207T1000Z-ab'));
 
   it('when alice names her batch, session and their siblings, then her patterns cover them and bob\'s do not', () => {
-    expect(aliceQ).toBe('pipeline.replies.alice.20261207T1000Z-ab');
+    expect(aliceQ).toBe('pipeline.replies.alice:20261207T1000Z-ab');
     for (const q of [aliceQ, `${aliceQ}.manifest`, `${aliceQ}.progress`, replyQueueName(ownedQueueId('alice', 'session-x'))]) {
       for (const right of ['configure', 'write', 'read'] as const) expect(can(alice[right], q), `${right} ${q}`).toBe(true);
       for (const right of ['configure', 'write', 'read'] as const) expect(can(producerPermissionsFor('bob')[right], q), `bob ${right} ${q}`).toBe(false);
@@ -93,12 +93,20 @@ describe('producer users reach only their own queues', () => {
   it('when alice would write, then only the job exchanges and her own exchange are open to her: not the default exchange, not bob\'s', () => {
     for (const ex of ['pipeline.ranges', 'pipeline.urls', producerExchangeName('alice')]) expect(can(alice.write, ex), ex).toBe(true);
     for (const ex of ['amq.default', 'pipeline.dead-letter', producerExchangeName('bob'), 'pipeline.primes']) expect(can(alice.write, ex), ex).toBe(false);
-    for (const q of [bobQ, `${bobQ}.manifest`, 'pipeline.replies.alicex.1', 'pipeline.primes']) expect(can(alice.read, q) || can(alice.configure, q), q).toBe(false);
+    for (const q of [bobQ, `${bobQ}.manifest`, 'pipeline.replies.alicex:1', 'pipeline.replies.alice.x:1', 'pipeline.primes']) expect(can(alice.read, q) || can(alice.configure, q), q).toBe(false);
+  });
+
+  it('when user names hold dots, then no user reaches another\'s queues, and a colon in a producer user is refused', () => {
+    // With a dot as the separator alice's pattern covered user alice.x's queues; the colon cannot be in either.
+    expect(can(alice.read, replyQueueName(ownedQueueId('alice.x', 'B')))).toBe(false);
+    expect(can(producerPermissionsFor('alice.x').read, replyQueueName(ownedQueueId('alice', 'x.B')))).toBe(false);
+    expect(() => ownedQueueId('a:b', 'B')).toThrow(/may not contain ":"/);
+    expect(() => producerPermissionsFor('a:b')).toThrow(/may not contain ":"/);
   });
 
   it('when a user name holds regex characters, then they are quoted (a dot is only a dot)', () => {
     const p = producerPermissionsFor('a.b');
-    expect(can(p.read, 'pipeline.replies.a.b.1')).toBe(true);
-    expect(can(p.read, 'pipeline.replies.aXb.1')).toBe(false);
+    expect(can(p.read, 'pipeline.replies.a.b:1')).toBe(true);
+    expect(can(p.read, 'pipeline.replies.aXb:1')).toBe(false);
   });
 });

@@ -146,6 +146,13 @@ export const topology: Topology = topologyOf('quorum');
 /** Prefix of the durable per-batch reply queues. */
 export const REPLY_QUEUE_PREFIX = 'pipeline.replies.';
 
+/**
+ * Between a producer's user and a batch id in its queue names. Batch ids never hold it
+ * (BATCH_ID_PATTERN) and producer user names may not, so no user's pattern reaches another's
+ * queues (with a dot, alice's `pipeline.replies.alice.` would cover user `alice.x`'s).
+ */
+export const OWNER_SEPARATOR = ':';
+
 export function replyQueueName(batch: string): string {
   return `${REPLY_QUEUE_PREFIX}${batch}`;
 }
@@ -198,14 +205,14 @@ export function servicePermissions(work: QueueSpec): Permissions {
 
 /**
  * The permissions of a producer user: publish jobs to the two job exchanges; declare, consume,
- * bind and delete its own queues (`pipeline.replies.<user>.…`, see ownedQueueId) and its own
+ * bind and delete its own queues (`pipeline.replies.<user>:…`, see ownedQueueId) and its own
  * exchange (`pipeline.producer.<user>`, through which it writes its manifests, checkpoints and
  * spilled copies). It has no right on the default exchange, so it cannot publish into any
  * queue by name: not into another producer's queues, not into work queues. It cannot consume
  * the work queues, nor read, delete or bind another producer's queues.
  */
 export function producerPermissionsFor(user: string): Permissions {
-  const own = `^${quote(`${REPLY_QUEUE_PREFIX}${user}.`)}.+$`;
+  const own = `^${quote(`${REPLY_QUEUE_PREFIX}${checkedProducerUser(user)}${OWNER_SEPARATOR}`)}.+$`;
   const exchange = quote(producerExchangeName(user));
   return {
     configure: `${own}|^${exchange}$`,
@@ -225,13 +232,25 @@ export function producerExchangeName(user: string): string {
   return `pipeline.producer.${user}`;
 }
 
+
+/** A producer user's name, refused if it holds OWNER_SEPARATOR. */
+function checkedProducerUser(user: string): string {
+  if (user.includes(OWNER_SEPARATOR)) {
+    throw new PipelineError(
+      ErrorCodes.CONFIG,
+      `a producer's broker user may not contain "${OWNER_SEPARATOR}" ("${user}"): it separates the user from the batch in the names of the producer's queues; use another user name`,
+    );
+  }
+  return user;
+}
+
 /**
- * The id a producer user's batch or session queues are named by: `<user>.<batch>`, so the
- * batch's reply queue is `pipeline.replies.<user>.<batch>`, which only that user's permission
+ * The id a producer user's batch or session queues are named by: `<user>:<batch>`, so the
+ * batch's reply queue is `pipeline.replies.<user>:<batch>`, which only that user's permission
  * patterns reach (producerPermissionsFor).
  */
 export function ownedQueueId(user: string, batch: string): string {
-  return `${user}.${batch}`;
+  return `${checkedProducerUser(user)}${OWNER_SEPARATOR}${batch}`;
 }
 
 /** The broker user each role runs as, and its permissions. */
@@ -319,8 +338,8 @@ export async function declareProgressQueue(ch: Channel, batch: string, ttlMs: nu
     arguments: { 'x-queue-type': type, 'x-expires': ttlMs, 'x-max-length': 1 },
   });
   const bound = exchange ? ch.bindQueue(name, exchange, name) : undefined;
-  await declared;
-  await bound;
+  // Both awaited together: if the declaration fails, the binding's failure is handled too.
+  await Promise.all([declared, bound]);
   return name;
 }
 
@@ -336,9 +355,7 @@ export function declareProducerExchange(ch: Channel, exchange: string): Promise<
  */
 export async function declareReplyQueue(ch: Channel, batch: string, ttlMs: number, type: WorkQueueType = 'classic', exchange?: string): Promise<string> {
   const { reply, manifest, progress } = declareReplyQueues(ch, batch, ttlMs, type, exchange);
-  await reply;
-  await manifest;
-  await progress;
+  await Promise.all([reply, manifest, progress]);
   return replyQueueName(batch);
 }
 
