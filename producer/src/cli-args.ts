@@ -73,6 +73,8 @@ Environment:
   MAX_RANGE_WIDTH     most numbers in one list job (default 10000000); wider needs --count or --chunk
   MAX_COUNT_WIDTH     most numbers in one --count job (default 100000000000); wider needs --chunk
   LOG_LEVEL           diagnostics on stderr, JSON lines (default error)
+  SERVICE_USERS       whose results are taken: roles (the services' own broker users;
+                      default for the user producer), primes=U,squares=U,title=U, or off
   WORK_QUEUE_TYPE     quorum (default) or classic; must match the services' setting
 
 Exit codes:

@@ -106,7 +106,7 @@ function describeTopology(topology: Topology): string {
   for (const b of topology.bindings) lines.push(`  ${b.exchange} --${b.routingKey || '(any)'}--> ${b.queue}`);
   lines.push('Per-role permissions (configure / write / read):');
   for (const [role, perm] of Object.entries(Roles)) lines.push(`  ${role}\n    configure ${perm.configure}\n    write     ${perm.write}\n    read      ${perm.read}`);
-  lines.push(`Reply queues: ${REPLY_QUEUE_PREFIX}<user>.<batch> with .manifest and .progress (durable, x-expires; quorum on a cluster), bound to the producer's exchange pipeline.producer.<user>`);
+  lines.push(`Reply queues: ${REPLY_QUEUE_PREFIX}<user>:<batch> with .manifest and .progress (durable, x-expires; quorum on a cluster), bound to the producer's exchange pipeline.producer.<user>`);
   return `${lines.join('\n')}\n`;
 }
 
