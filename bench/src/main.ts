@@ -16,6 +16,7 @@ const suites: Record<string, () => Promise<Suite>> = {
   'cold-start': async () => (await import('./cold-start.js')).run,
   'cli-start': async () => (await import('./cli-start.js')).run,
   scale: async () => (await import('./scale.js')).run,
+  peers: async () => (await import('./peers.js')).run,
 };
 
 async function main(): Promise<number> {

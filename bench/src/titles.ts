@@ -59,7 +59,7 @@ const QUEUED = Number(process.env.BENCH_TITLES_QUEUED ?? 10_000);
  * cold one ran at half the speed of the later ones). Then `rounds` batches of `urls` are
  * timed; the median is reported. Also returns the service's peak RSS.
  */
-async function throughPipeline(
+export async function throughPipeline(
   urls: string[],
   { warmup, rounds, beforeRound, service = startTitleFetcher }: {
     warmup: number;
@@ -349,7 +349,7 @@ function titleFetcherClient(perHostConcurrency: number): Client {
   };
 }
 
-function aiohttpAvailable(): boolean {
+export function aiohttpAvailable(): boolean {
   return spawnSync(PYTHON, ['-c', 'import aiohttp'], { stdio: 'ignore' }).status === 0;
 }
 
@@ -357,7 +357,7 @@ function aiohttpAvailable(): boolean {
  * (c) the Python aiohttp client, as a child process that runs one timed pass whenever asked,
  * so that its rounds can take turns with the pipeline's.
  */
-class AiohttpRounds {
+export class AiohttpRounds {
   readonly rates: number[] = [];
   found = Number.POSITIVE_INFINITY;
   private stderr = '';
