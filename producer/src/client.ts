@@ -33,7 +33,7 @@ import type { Emitted } from './collector.js';
 import { ownProblem, type Senders } from './fit.js';
 import { gather, type BatchOutcome, type BatchPlace, type GatherOptions } from './gather.js';
 import { PUBLISH_WINDOW, ReliablePublisher, runLanes } from './job-publisher.js';
-import { correlationIdFor, jobMessage, newBatchId, type JobSpec } from './jobs.js';
+import { bundleMessage, correlationIdFor, jobMessage, messageUnits, newBatchId, type JobSpec } from './jobs.js';
 import type { WindowLimits } from './reply-window.js';
 import { PipelineSession, type SessionOptions } from './session.js';
 
@@ -228,14 +228,26 @@ export class PipelineClient {
 
     // At most PUBLISH_WINDOW jobs in flight, and a job's message built only when its turn comes
     // (for an ordered batch being gathered, also when the reply window can hold its result: `admit`).
+    // Small range jobs go several to a message (JOBS_PER_MESSAGE): the broker's work is per message.
+    const units = messageUnits(jobs, this.config.JOBS_PER_MESSAGE, this.config.RESULT_PART_BYTES);
     const publishJobs = (admit?: (i: number) => Promise<void> | undefined) =>
-      runLanes(jobs.length, PUBLISH_WINDOW, async (i) => {
-        const turn = admit?.(i);
+      runLanes(units.length, PUBLISH_WINDOW, async (u) => {
+        const { first, count } = units[u]!;
+        // Gated by its first job (a unit's later jobs are not published yet, so waiting for them
+        // to come within reach of the head could wait for ever).
+        const turn = admit?.(first);
         if (turn) await turn;
-        const job = jobs[i]!;
+        const job = jobs[first]!;
         // For `npm run bench -- cli-start`: how long after the process started the first job goes.
-        if (i === 0) log.debug({ sinceStartMs: Math.round(performance.now()) }, 'publishing the first job');
-        const message = jobMessage(job, correlationIdFor(batch, i), replyQueue);
+        if (u === 0) log.debug({ sinceStartMs: Math.round(performance.now()), jobsPerMessage: count }, 'publishing the first job');
+        const message =
+          count === 1
+            ? jobMessage(job, correlationIdFor(batch, first), replyQueue)
+            : bundleMessage(
+                jobs.slice(first, first + count),
+                Array.from({ length: count }, (_, k) => correlationIdFor(batch, first + k)),
+                replyQueue,
+              );
         await this.publisher.publish(job.exchange, job.routingKey, message.content, message.options, deadline);
       });
     const publishManifest = async () => {

@@ -27,7 +27,14 @@ import { misfit, ownProblem, senderProblem, type Senders } from './fit.js';
  * send round again to make room (`spill`), and what a checkpoint records (`progress`).
  */
 
-export type Msg = Pick<ConsumeMessage, 'content' | 'properties'>;
+/**
+ * A message from the reply queue, or one result of a bundle's reply (gather.ts splits those):
+ * `size` then stands for its share of the message's bytes, and its content is made only when
+ * asked for (a result sent round).
+ */
+export type Msg = Pick<ConsumeMessage, 'content' | 'properties'> & { readonly size?: number };
+
+const bytesOf = (msg: Msg) => msg.size ?? msg.content.length;
 
 /** A result (or one part of a long list) matched to its job, ready to print. */
 export interface CollectedResult {
@@ -255,16 +262,36 @@ export class BatchCollector {
 
   private hold(msg: Msg): void {
     this.heldCount++;
-    this.heldBytesTotal += msg.content.length;
+    this.heldBytesTotal += bytesOf(msg);
   }
 
   private unhold(msg: Msg): void {
     this.heldCount--;
-    this.heldBytesTotal -= msg.content.length;
+    this.heldBytesTotal -= bytesOf(msg);
   }
 
-  /** Feeds one message from the reply queue; returns the messages that may be acknowledged now. */
-  accept(msg: Msg): Msg[] {
+  /**
+   * Takes back one reply held ahead of its turn, as `spill` does (the caller sends it round):
+   * true if it was held. For the other results of a bundle `spill` took one of: their message
+   * can be acknowledged only once none of them is held.
+   */
+  takeBack(msg: Msg, kind: string): boolean {
+    const o = this.owed.get(`${String(msg.properties.correlationId ?? '')}:${kind}`);
+    if (!o) return false;
+    for (const [index, w] of o.waiting) {
+      if (w.msg !== msg) continue;
+      o.waiting.delete(index);
+      this.unhold(msg);
+      return true;
+    }
+    return false;
+  }
+
+  /**
+   * Feeds one message from the reply queue; returns the messages that may be acknowledged now.
+   * `body`: the message's content already parsed (a result of a bundle's reply).
+   */
+  accept(msg: Msg, body?: unknown): Msg[] {
     if (msg.properties.type === MANIFEST_TYPE) {
       const forged = ownProblem(this.senders, msg);
       if (forged) {
@@ -292,7 +319,7 @@ export class BatchCollector {
       return [];
     }
     const id = String(msg.properties.correlationId ?? '');
-    const parsed = ResultSchema.safeParse(safeJson(msg.content));
+    const parsed = ResultSchema.safeParse(body !== undefined ? body : safeJson(msg.content));
     const wrongSender = parsed.success ? senderProblem(this.senders, parsed.data.kind, msg) : undefined;
     if (wrongSender) {
       this.refuse(msg, `not taken as job "${id}"'s result: ${wrongSender}`);

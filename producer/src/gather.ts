@@ -25,6 +25,9 @@
  */
 import {
   PROGRESS_TYPE,
+  RESULTS_BUNDLE_TYPE,
+  RESULT_TYPE,
+  ResultsBundleSchema,
   declareProgressQueue,
   manifestQueueName,
   progressQueueName,
@@ -132,6 +135,71 @@ export async function gather(
   };
   let window: ReplyWindow;
   let refused = 0;
+
+  // A bundle's reply (several jobs' results in one message, docs/protocol.md) is split into one
+  // Msg per result for the collector, which sees them as it sees results that came alone. The
+  // message is acknowledged once the collector has released every one of its results; while
+  // some are held, it holds one place in the window for all of them.
+  interface Bundle {
+    message: ConsumeMessage;
+    /** Its results the collector has not released yet. */
+    left: number;
+    results: Msg[];
+  }
+  const bundleOf = new WeakMap<Msg, { bundle: Bundle; kind: string; released: boolean }>();
+  /** Bundles in hand (not every result released yet), for the window's count of what it holds. */
+  const bundles = new Set<Bundle>();
+  const split = (msg: ConsumeMessage): { result: Msg; body: unknown }[] | undefined => {
+    const parsed = ResultsBundleSchema.safeParse(safeJson(msg.content));
+    if (!parsed.success) return undefined; // the collector refuses it as not a result
+    const results = parsed.data.results;
+    const bundle: Bundle = { message: msg, left: results.length, results: [] };
+    const size = Math.ceil(msg.content.length / results.length);
+    const out = results.map(({ id, ...body }) => {
+      let content: Buffer | undefined;
+      const result: Msg = {
+        // Made only if the result is sent round (spilled) or read without its body.
+        get content() {
+          return (content ??= Buffer.from(JSON.stringify(body)));
+        },
+        properties: { ...msg.properties, correlationId: id, type: RESULT_TYPE },
+        size,
+      };
+      bundleOf.set(result, { bundle, kind: String(body.kind), released: false });
+      bundle.results.push(result);
+      return { result, body };
+    });
+    bundles.add(bundle);
+    return out;
+  };
+  /** What the collector released, as messages to acknowledge: a bundle's once all its results are. */
+  const acknowledgeable = (released: Msg[]): Msg[] => {
+    const out: Msg[] = [];
+    for (const m of released) {
+      const b = bundleOf.get(m);
+      if (!b) {
+        out.push(m);
+        continue;
+      }
+      if (b.released) continue;
+      b.released = true;
+      if (--b.bundle.left === 0) {
+        bundles.delete(b.bundle);
+        out.push(b.bundle.message);
+      }
+    }
+    return out;
+  };
+  /** How many more results than messages the window holds in bundles (live ones; dead channels' are dropped). */
+  const bundledExtra = (): number => {
+    let extra = 0;
+    for (const b of bundles) {
+      if (!window.alive(b.message)) bundles.delete(b);
+      else extra += b.left - 1;
+    }
+    return extra;
+  };
+
   const collector = new BatchCollector(
     batch,
     (r) => {
@@ -139,7 +207,7 @@ export async function gather(
       if (w) written = w;
     },
     opts.manifest ? { manifest: opts.manifest, progress: opts.progress } : undefined,
-    (m) => window.alive(m),
+    (m) => window.alive(bundleOf.get(m)?.bundle.message ?? m),
     opts.written,
     (m, reason) => {
       // Each refusal is logged (the first ones: a flood of forgeries must not flood the log;
@@ -261,7 +329,33 @@ export async function gather(
   let lastSpill = { at: 0, done: -1 };
   let credits = 0;
   let spillTimer: NodeJS.Timeout | undefined;
-  const spill = (msgs: Msg[]) => {
+  /** A spilled reply's copy is confirmed: the original may be acknowledged (a bundle's, once all its results are). */
+  const spilledAway = (m: Msg) => {
+    if (!bundleOf.has(m)) return window.ack(m);
+    for (const a of acknowledgeable([m])) {
+      pending.push(a);
+      pendingBytes += a.content.length;
+    }
+  };
+  const spill = (taken: Msg[]) => {
+    // A result of a bundle goes round alone; its bundle's message can be acknowledged only once
+    // none of its results is held, so the others held go round with it (all are ahead of their
+    // turn: a result in its turn is never held).
+    const msgs: Msg[] = [];
+    const seen = new Set<Msg>();
+    for (const m of taken) {
+      if (seen.has(m)) continue;
+      seen.add(m);
+      msgs.push(m);
+      const b = bundleOf.get(m);
+      if (!b) continue;
+      for (const other of b.bundle.results) {
+        const o = bundleOf.get(other)!;
+        if (seen.has(other) || o.released || !collector.takeBack(other, o.kind)) continue;
+        seen.add(other);
+        msgs.push(other);
+      }
+    }
     spilled += msgs.length;
     const round = roundOf();
     for (const m of msgs) {
@@ -291,7 +385,7 @@ export async function gather(
           Date.now() + opts.timeoutMs,
         )
         .then(
-          () => window.ack(m),
+          () => spilledAway(m),
           // Not sent round: the reply stays unacknowledged, and comes back when the channel closes.
           (err: unknown) => log.warn({ err, batch }, 'a held reply could not be sent round; it stays unacknowledged'),
         )
@@ -335,7 +429,9 @@ export async function gather(
     // goes back to the queue (for `collect`) when the channel closes.
     if (stopping) return;
     if (msg.properties.headers?.[SPILL_ROUND_HEADER] !== roundOf()) credits++;
-    for (const m of collector.accept(msg)) {
+    const results = msg.properties.type === RESULTS_BUNDLE_TYPE ? split(msg) : undefined;
+    const released = results ? results.flatMap(({ result, body }) => collector.accept(result, body)) : collector.accept(msg);
+    for (const m of acknowledgeable(released)) {
       pending.push(m);
       pendingBytes += m.content.length;
     }
@@ -358,7 +454,7 @@ export async function gather(
   await window.start();
   const ticker = setInterval(() => {
     if (pending.length) void checkpoints.request();
-    void window.watch(collector.held + pending.length + recording + spilling, {
+    void window.watch(collector.held - bundledExtra() + pending.length + recording + spilling, {
       held: collector.held,
       heldBytes: collector.heldBytes,
       awaitingCheckpoint: pending.length,
@@ -423,4 +519,12 @@ export async function gather(
     };
   });
   return { done, stop, admit };
+}
+
+function safeJson(buf: Buffer): unknown {
+  try {
+    return JSON.parse(buf.toString('utf8'));
+  } catch {
+    return undefined;
+  }
 }

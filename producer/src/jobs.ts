@@ -2,6 +2,8 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import type { Options } from 'amqplib';
 import {
   Exchanges,
+  MAX_BUNDLE_NUMBERS,
+  RANGE_BUNDLE_TYPE,
   RANGE_JOB_TYPE,
   RangeRoutes,
   URL_JOB_ROUTING_KEY,
@@ -151,6 +153,88 @@ export function jobMessage(job: JobSpec, correlationId: string, replyTo: string)
       contentType: 'application/json',
       persistent: true,
       type: job.type,
+      appId: 'pipeline',
+      timestamp: Math.floor(Date.now() / 1000),
+    },
+  };
+}
+
+/** Consecutive jobs of a batch sent as one message: `jobs[first]` to `jobs[first + count - 1]`. */
+export interface MessageUnit {
+  first: number;
+  count: number;
+}
+
+/** A range job to one service (primes or squares) small enough to share a message with others. */
+function bundleable(job: JobSpec): boolean {
+  if (job.type !== RANGE_JOB_TYPE || job.kinds.length !== 1) return false;
+  const { from, to } = job.body as { from: number; to: number };
+  return to - from + 1 <= MAX_BUNDLE_NUMBERS;
+}
+
+/**
+ * About the most bytes a range job's result can take: a summary, or every number of the range
+ * (squares: twice the digits of the widest bound; primes: at most half the numbers, odd ones).
+ */
+function resultBytes(job: JobSpec): number {
+  const { from, to, count } = job.body as { from: number; to: number; count?: boolean };
+  if (count) return 256;
+  const width = to - from + 1;
+  const digits = String(Math.max(Math.abs(from), Math.abs(to))).length;
+  return 160 + (job.kinds[0] === 'squares' ? width * (2 * digits + 1) : Math.ceil(width / 2 + 1) * (digits + 1));
+}
+
+/**
+ * How a batch's jobs go out: runs of consecutive small range jobs to the same service share a
+ * message (at most `perMessage` jobs, MAX_BUNDLE_NUMBERS numbers and about `maxBytes` of
+ * results, so the reply is one message of at most that size), every other job alone. The
+ * units cover the jobs in order, each once.
+ */
+export function messageUnits(jobs: readonly JobSpec[], perMessage: number, maxBytes: number): MessageUnit[] {
+  const units: MessageUnit[] = [];
+  for (let i = 0; i < jobs.length; ) {
+    const first = jobs[i]!;
+    let count = 1;
+    if (perMessage > 1 && bundleable(first)) {
+      let numbers = rangeSpan(first);
+      let bytes = resultBytes(first);
+      while (count < perMessage && i + count < jobs.length) {
+        const next = jobs[i + count]!;
+        if (!bundleable(next) || next.routingKey !== first.routingKey || next.exchange !== first.exchange) break;
+        const n = rangeSpan(next);
+        const b = resultBytes(next);
+        if (numbers + n > MAX_BUNDLE_NUMBERS || bytes + b > maxBytes) break;
+        numbers += n;
+        bytes += b;
+        count++;
+      }
+    }
+    units.push({ first: i, count });
+    i += count;
+  }
+  return units;
+}
+
+function rangeSpan(job: JobSpec): number {
+  const { from, to } = job.body as { from: number; to: number };
+  return to - from + 1;
+}
+
+/**
+ * Several jobs as one message (docs/protocol.md, "Several jobs in one message"): each job's
+ * body with its id (its correlation id), under one `correlation_id` of the message's own.
+ */
+export function bundleMessage(jobs: readonly JobSpec[], ids: readonly string[], replyTo: string): { content: Buffer; options: Options.Publish } {
+  const items = jobs.map((job, i) => JSON.stringify({ id: ids[i], ...job.body }));
+  return {
+    content: Buffer.from(`{"jobs":[${items.join(',')}]}`),
+    options: {
+      messageId: randomUUID(),
+      correlationId: `${ids[0]}+${ids.length}`,
+      replyTo,
+      contentType: 'application/json',
+      persistent: true,
+      type: RANGE_BUNDLE_TYPE,
       appId: 'pipeline',
       timestamp: Math.floor(Date.now() / 1000),
     },

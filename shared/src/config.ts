@@ -94,6 +94,12 @@ const schema = z.object({
   // streaming 10^7 primes took 150-180 MB in the CLI against 120 for 10^6; with 64 KiB, 82
   // for both, in the same time.
   RESULT_PART_BYTES: int(1024, 64 * 1024 * 1024).default(64 * 1024),
+  /**
+   * Producer: most small range jobs sent in one message (docs/protocol.md, "Several jobs in one
+   * message"); the broker's work is per message, so small jobs go several at a time. 1 sends
+   * every job alone (for services from before 2026-12-07, which take one job a message).
+   */
+  JOBS_PER_MESSAGE: int(1, 1000).default(50),
   /** Worker threads for CPU-heavy work (the prime sieve); 0 means one per core. */
   WORKERS: int(0, 256).default(0),
   /** Attempts per job (the first included) when it fails for a passing reason (timeout, 5xx). */

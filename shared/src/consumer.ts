@@ -8,6 +8,7 @@ import { brokerUser, replyQueueType, type Config } from './config.js';
 import { ErrorCodes, PipelineError, isPipelineError, toWireError } from './errors.js';
 import type { Logger } from './log.js';
 import { RESULT_TYPE, type JobEcho, type Result, type ResultKind } from './messages/result.js';
+import { BundleSchema, MAX_BUNDLE_NUMBERS, RANGE_BUNDLE_TYPE, RESULTS_BUNDLE_TYPE } from './messages/bundle.js';
 import { startHealthServer, type HealthServer } from './health.js';
 import { ServiceMetrics, type JobOutcome } from './metrics.js';
 import { AckBatcher } from './acks.js';
@@ -93,6 +94,27 @@ export interface ServiceDefinition<Job> {
    * can tell its own job's answer from another job's (docs/protocol.md).
    */
   echo?: (job: Job) => JobEcho;
+  /**
+   * Takes several jobs in one message (RANGE_BUNDLE_TYPE, docs/protocol.md "Several jobs in one
+   * message"): how many numbers a job covers; a bundle's jobs may cover MAX_BUNDLE_NUMBERS in
+   * all. Without it a bundle is dead-lettered: the service takes one job a message.
+   */
+  bundle?: { numbers(job: Job): number };
+}
+
+/** The few log calls a job makes (its logger is made only when first used). */
+interface JobLog {
+  error(obj: object, text: string): void;
+  warn(obj: object, text: string): void;
+  debug(obj: object, text: string): void;
+}
+
+/** A job read out of a bundle: its id, and the job or what is wrong with it. */
+interface BundledJob<Job> {
+  id: string;
+  job?: Job;
+  echo?: JobEcho | undefined;
+  problem?: string;
 }
 
 export interface AdaptivePrefetch {
@@ -412,7 +434,7 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
     s.acks.ack(msg);
   }
 
-  async function reply(s: Session, msg: ConsumeMessage, result: Result | Buffer): Promise<void> {
+  async function reply(s: Session, msg: ConsumeMessage, result: Result | Buffer, type: string = RESULT_TYPE): Promise<void> {
     const replyTo = msg.properties.replyTo as string;
     // The one place results are sent: never into a queue that is not a reply queue (parse()
     // has dead-lettered such a job with the reason already; no path sends it an answer).
@@ -422,7 +444,7 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
       correlationId: msg.properties.correlationId as string,
       contentType: 'application/json',
       persistent: true,
-      type: RESULT_TYPE,
+      type,
       appId: def.service,
       // Signed with the service's broker user, which the broker checks (it refuses a user_id
       // that is not the connection's): a producer takes a kind's results only from its service.
@@ -521,7 +543,8 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
     }
   }
 
-  function parse(msg: ConsumeMessage): Job {
+  /** What every job message must have (one job or a bundle): a size within the limit, where to answer, JSON. */
+  function envelope(msg: ConsumeMessage): unknown {
     if (msg.content.length > config.MAX_MESSAGE_BYTES) {
       throw new PipelineError(ErrorCodes.MESSAGE_TOO_LARGE, `body is ${msg.content.length} bytes; the limit is ${config.MAX_MESSAGE_BYTES} (MAX_MESSAGE_BYTES)`);
     }
@@ -529,18 +552,181 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
     if (!msg.properties.correlationId) throw new PipelineError(ErrorCodes.INVALID_MESSAGE, 'missing correlation_id property: the result could not be matched to its job');
     const replyToRefused = replyToProblem(String(msg.properties.replyTo));
     if (replyToRefused) throw new PipelineError(ErrorCodes.INVALID_REPLY_TO, replyToRefused);
-    let body: unknown;
     try {
-      body = JSON.parse(msg.content.toString('utf8'));
+      return JSON.parse(msg.content.toString('utf8'));
     } catch (err) {
       throw new PipelineError(ErrorCodes.INVALID_MESSAGE, `body is not JSON: ${(err as Error).message}`);
     }
-    const parsed = def.schema.safeParse(body);
+  }
+
+  const schemaProblems = (issues: readonly { path: PropertyKey[]; message: string }[]) =>
+    issues.map((i) => (i.path.length ? `${i.path.map(String).join('.')}: ${i.message}` : i.message)).join('; ');
+
+  function parse(msg: ConsumeMessage): Job {
+    const parsed = def.schema.safeParse(envelope(msg));
     if (!parsed.success) {
-      const problems = parsed.error.issues.map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message));
-      throw new PipelineError(ErrorCodes.INVALID_MESSAGE, `body does not match the ${def.kind} job schema: ${problems.join('; ')}`);
+      throw new PipelineError(ErrorCodes.INVALID_MESSAGE, `body does not match the ${def.kind} job schema: ${schemaProblems(parsed.error.issues)}`);
     }
     return parsed.data;
+  }
+
+  /**
+   * A bundle's jobs, each parsed on its own (a job that does not fit the schema is answered
+   * `ok: false` by itself). Throws for what spoils the whole message: the envelope, a body that
+   * is not a bundle, a service that takes one job a message, jobs covering too many numbers.
+   */
+  function parseBundle(msg: ConsumeMessage): BundledJob<Job>[] {
+    const body = envelope(msg);
+    if (!def.bundle) {
+      throw new PipelineError(ErrorCodes.INVALID_MESSAGE, `${def.service} takes one job a message: a ${RANGE_BUNDLE_TYPE} message is not accepted here`);
+    }
+    const bundle = BundleSchema.safeParse(body);
+    if (!bundle.success) throw new PipelineError(ErrorCodes.INVALID_MESSAGE, `body does not match the ${RANGE_BUNDLE_TYPE} schema: ${schemaProblems(bundle.error.issues)}`);
+    let numbers = 0;
+    const jobs = bundle.data.jobs.map(({ id, ...fields }): BundledJob<Job> => {
+      const parsed = def.schema.safeParse(fields);
+      if (!parsed.success) return { id, problem: `body does not match the ${def.kind} job schema: ${schemaProblems(parsed.error.issues)}` };
+      numbers += def.bundle!.numbers(parsed.data);
+      return { id, job: parsed.data, echo: def.echo?.(parsed.data) };
+    });
+    if (numbers > MAX_BUNDLE_NUMBERS) {
+      throw new PipelineError(
+        ErrorCodes.LIMIT_EXCEEDED,
+        `the bundle's jobs cover ${numbers} numbers; a bundle may cover at most ${MAX_BUNDLE_NUMBERS}: send wider jobs one a message`,
+      );
+    }
+    return jobs;
+  }
+
+  /** The ids (and echoes) of a bundle's jobs, when its body can be read as a bundle at all. */
+  function bundleIds(msg: ConsumeMessage): { id: string; echo?: JobEcho | undefined }[] | undefined {
+    try {
+      const bundle = BundleSchema.safeParse(JSON.parse(msg.content.toString('utf8')));
+      if (!bundle.success) return undefined;
+      return bundle.data.jobs.map(({ id, ...fields }) => {
+        const parsed = def.schema.safeParse(fields);
+        return { id, echo: parsed.success ? def.echo?.(parsed.data) : undefined };
+      });
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * Answers a job message that will not be run (refused, or a poison job) with `ok: false`:
+   * every job of a bundle whose jobs can be read, each by its id; else one result, as for a job
+   * alone (nothing when the message names nowhere to answer).
+   */
+  async function answerFailure(s: Session, msg: ConsumeMessage, error: { code: string; message: string }, echoed: boolean): Promise<void> {
+    if (!answerable(msg)) return;
+    const ids = msg.properties.type === RANGE_BUNDLE_TYPE ? bundleIds(msg) : undefined;
+    if (ids) {
+      const items = ids.map(({ id, echo }) => failureItem(id, echo, error));
+      await reply(s, msg, Buffer.from(`{"results":[${items.join(',')}]}`), RESULTS_BUNDLE_TYPE);
+      return;
+    }
+    const echo = echoed ? echoOf(msg) : undefined;
+    await reply(s, msg, { ok: false, kind: def.kind, ...(echo ? { job: echo } : {}), error });
+  }
+
+  function failureItem(id: string, echo: JobEcho | undefined, error: { code: string; message: string }): string {
+    return JSON.stringify({ id, ok: false, kind: def.kind, ...(echo ? { job: echo } : {}), error });
+  }
+
+  /** One job's result inside a bundle's reply, as JSON: a list written out whole (a bundle's jobs are small). */
+  async function successItem(id: string, echo: JobEcho | undefined, value: Record<string, unknown> | ListOutput): Promise<string> {
+    if (!isListOutput(value)) return JSON.stringify({ id, ok: true, kind: def.kind, ...(echo ? { job: echo } : {}), ...value });
+    const items: string[] = [];
+    const take = (chunk: ArrayLike<number | string>) => {
+      for (let i = 0; i < chunk.length; i++) {
+        const v = chunk[i] as number | string;
+        items.push(typeof v === 'number' ? String(v) : JSON.stringify(v));
+      }
+    };
+    if (Symbol.iterator in value.chunks) for (const chunk of value.chunks) take(chunk);
+    else for await (const chunk of value.chunks) take(chunk);
+    return `{"id":${JSON.stringify(id)},"ok":true,"kind":${JSON.stringify(def.kind)},${echo ? `"job":${JSON.stringify(echo)},` : ''}${JSON.stringify(value.field)}:[${items.join(',')}]}`;
+  }
+
+  /**
+   * A bundle (several jobs in one message): each job run in turn, all the results in one reply,
+   * then the ack. A job that fails for good is answered `ok: false` by itself; one that fails in
+   * a way worth retrying sends the whole bundle to its retry tier, as a job alone would go (the
+   * others are run again with it; the producer drops the duplicates). A bundle holding jobs that
+   * do not fit the schema, or that failed for good in a way worth retrying, is also dead-lettered
+   * once, with the reasons, as a job alone would be.
+   */
+  async function workBundle(s: Session, msg: ConsumeMessage, attempt: number, jobLog: JobLog): Promise<JobOutcome> {
+    let jobs: BundledJob<Job>[];
+    try {
+      jobs = parseBundle(msg);
+    } catch (err) {
+      if (!isPipelineError(err)) throw err;
+      jobLog.warn({ code: err.code, reason: err.message }, 'message refused; dead-lettered');
+      await deadLetter(s, msg, err.code, err.message);
+      await answerFailure(s, msg, { code: err.code, message: err.message }, false);
+      s.acks.ack(msg);
+      return 'dead_lettered';
+    }
+    const items: string[] = [];
+    const outcomes: { outcome: JobOutcome; seconds: number }[] = [];
+    const reasons: string[] = [];
+    let reasonCode: string = ErrorCodes.INVALID_MESSAGE;
+    for (const j of jobs) {
+      const started = performance.now();
+      let outcome: JobOutcome = 'ok';
+      if (!j.job) {
+        items.push(failureItem(j.id, j.echo, { code: ErrorCodes.INVALID_MESSAGE, message: j.problem ?? 'not a job' }));
+        reasons.push(`job "${j.id}": ${j.problem}`);
+        outcome = 'dead_lettered';
+      } else {
+        try {
+          const value = await def.handle(j.job, {
+            get log() {
+              return log.child({ correlationId: j.id, bundle: msg.properties.correlationId, attempt });
+            },
+            correlationId: j.id,
+            attempt,
+            signal: shutdown.signal,
+          });
+          items.push(await successItem(j.id, j.echo, value));
+        } catch (err) {
+          if (shutdown.signal.aborted) {
+            s.acks.nack(msg, true);
+            return 'handed_back';
+          }
+          const retryable = !isPipelineError(err) || err.retryable;
+          if (!isPipelineError(err)) jobLog.error({ err, job: j.id }, 'handler failed unexpectedly');
+          if (retryable && attempt < config.RETRY_ATTEMPTS) {
+            const delayMs = await retryLater(s, msg, attempt, err);
+            s.acks.ack(msg);
+            jobLog.warn({ err: toWireError(err), job: j.id, attempt, delayMs }, 'a job of a bundle failed; retrying the bundle later');
+            return 'retried';
+          }
+          const wire = toWireError(err);
+          if (retryable && attempt > 1) wire.message = `${wire.message} (gave up after ${attempt} attempts)`;
+          items.push(failureItem(j.id, j.echo, wire));
+          outcome = 'failed';
+          if (retryable) {
+            reasons.push(`job "${j.id}": ${wire.message}`);
+            reasonCode = wire.code;
+          }
+        }
+      }
+      outcomes.push({ outcome, seconds: (performance.now() - started) / 1000 });
+    }
+    if (reasons.length) {
+      jobLog.warn({ code: reasonCode, reasons: reasons.slice(0, 5) }, 'jobs of a bundle refused or given up; the bundle is dead-lettered, the other jobs answered');
+      await deadLetter(s, msg, reasonCode, reasons.join('; ').slice(0, 4000));
+    }
+    await reply(s, msg, Buffer.from(`{"results":[${items.join(',')}]}`), RESULTS_BUNDLE_TYPE);
+    s.acks.ack(msg);
+    // The message is counted as its first job (handleDelivery); the others here, one by one.
+    for (const o of outcomes.slice(1)) {
+      metrics.jobStarted();
+      metrics.jobFinished(def.kind, o.outcome, o.seconds);
+    }
+    return outcomes[0]!.outcome;
   }
 
   async function handleDelivery(s: Session, msg: ConsumeMessage, deliveredAt: number): Promise<JobOutcome> {
@@ -571,7 +757,7 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
     // and a pino child serialises its bindings when it is made.
     let child: Logger | undefined;
     const jobLogger = () => (child ??= log.child({ correlationId, messageId: msg.properties.messageId, attempt, ...(redeliveries ? { redeliveries } : {}) }));
-    const jobLog = {
+    const jobLog: JobLog = {
       error: (obj: object, text: string) => jobLogger().error(obj, text),
       warn: (obj: object, text: string) => jobLogger().warn(obj, text),
       debug: (obj: object, text: string) => {
@@ -587,10 +773,7 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
         const reason = `delivered ${redeliveries + 1} times without being finished (the service died handling it each time); not run again`;
         jobLog.error({ reason }, 'poison job; dead-lettered');
         await deadLetter(s, msg, ErrorCodes.POISON_MESSAGE, reason);
-        if (answerable(msg)) {
-          const echo = echoOf(msg);
-          await reply(s, msg, { ok: false, kind: def.kind, ...(echo ? { job: echo } : {}), error: { code: ErrorCodes.POISON_MESSAGE, message: reason } });
-        }
+        await answerFailure(s, msg, { code: ErrorCodes.POISON_MESSAGE, message: reason }, true);
         s.acks.ack(msg);
         return 'dead_lettered';
       }
@@ -599,6 +782,7 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
         jobLog.warn({ redeliveries }, 'redelivered job put back with its delivery count (classic work queue)');
         return 'requeued';
       }
+      if (msg.properties.type === RANGE_BUNDLE_TYPE) return await workBundle(s, msg, attempt, jobLog);
       let job: Job;
       try {
         job = parse(msg);

@@ -6,6 +6,7 @@ import {
   Queues,
   RangeJobSchema,
   rangeEcho,
+  rangeWidth,
   assertRangeWidth,
   createLogger,
   listOutput,
@@ -40,6 +41,8 @@ await serviceMain(SERVICE, async () => {
       echo: rangeEcho,
       // Small jobs: up to PREFETCH in flight; large ones: as few as keep it busy (no hoarding).
       adaptivePrefetch: { min: pool.threads + 1 },
+      // Several small jobs in one message (docs/protocol.md): up to MAX_BUNDLE_NUMBERS numbers in all.
+      bundle: { numbers: rangeWidth },
       async handle(job) {
         assertRangeWidth(job, { maxListWidth: config.MAX_RANGE_WIDTH, maxCountWidth: config.MAX_COUNT_WIDTH });
         if (job.count) {
