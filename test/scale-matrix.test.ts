@@ -60,6 +60,21 @@ function primeSummary(to: number) {
   const list = primesUpTo(to);
   return { count: list.length, first: list[0] ?? null, last: list.at(-1) ?? null, sum: list.reduce((a, b) => a + BigInt(b), 0n).toString() };
 }
+/** The same for a bound past LIMIT, by a sieve of its own. */
+function primeSummaryUpTo(to: number) {
+  const c = new Uint8Array(to + 1);
+  let count = 0;
+  let sum = 0n;
+  let last = 0;
+  for (let n = 2; n <= to; n++) {
+    if (c[n]) continue;
+    count++;
+    sum += BigInt(n);
+    last = n;
+    for (let m = n * n; m <= to; m += n) c[m] = 1;
+  }
+  return { count, first: 2, last, sum: sum.toString() };
+}
 function squareSummary(to: number) {
   const n = BigInt(to);
   return { count: to, first: 1, last: to * to, sum: ((n * (n + 1n) * (2n * n + 1n)) / 6n).toString() };
@@ -303,9 +318,11 @@ describe('the CLI at scale', () => {
     expect(run.stderr).not.toContain('stalled');
   });
 
-  it('when a prime-filter is SIGKILLed during a 3,000-job count batch, then the count is exact and the CLI exits 0', async () => {
+  it('when a prime-filter is SIGKILLed during a 30,000-job count batch, then the count is exact and the CLI exits 0', async () => {
     await ensureReplicas('prime-filter', 1);
-    // The victim logs each job it finishes, so it can be killed when it is surely mid-batch.
+    // Small jobs go 50 to a message, so a batch of 3,000 was over before a replica could be
+    // killed in it: 30,031 jobs of 666 numbers. The victim logs each job it finishes, so it can
+    // be killed when it is surely mid-batch.
     let victimDone = 0;
     const [victim] = await startServices(['prime-filter'], {
       env: { ...env, LOG_LEVEL: 'debug' },
@@ -313,14 +330,14 @@ describe('the CLI at scale', () => {
         if (line.includes('"msg":"job done"')) victimDone++;
       },
     });
-    const running = cli(['primes', '1', '2000000', '--chunk', '666', '--count', '--json', '--timeout', '60']);
+    const running = cli(['primes', '1', '20000000', '--chunk', '666', '--count', '--json', '--timeout', '60']);
     const deadline = Date.now() + 30_000;
-    while (victimDone < 200 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 2));
+    while (victimDone < 2000 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 2));
     victim!.child.kill('SIGKILL');
     const run = await running;
-    expect(victimDone).toBeGreaterThanOrEqual(200);
+    expect(victimDone).toBeGreaterThanOrEqual(2000);
     expect(run.code, run.stderr).toBe(0);
-    expect(JSON.parse(run.stdout)).toMatchObject({ jobs: 3004, ok: true, summary: primeSummary(2_000_000) });
+    expect(JSON.parse(run.stdout)).toMatchObject({ jobs: 30031, ok: true, summary: primeSummaryUpTo(20_000_000) });
     await victim!.exited;
   });
 });

@@ -228,14 +228,16 @@ export class PipelineClient {
 
     // At most PUBLISH_WINDOW jobs in flight, and a job's message built only when its turn comes
     // (for an ordered batch being gathered, also when the reply window can hold its result: `admit`).
-    // Small range jobs go several to a message (JOBS_PER_MESSAGE): the broker's work is per message.
-    const units = messageUnits(jobs, this.config.JOBS_PER_MESSAGE, this.config.RESULT_PART_BYTES);
-    const publishJobs = (admit?: (i: number) => Promise<void> | undefined) =>
-      runLanes(units.length, PUBLISH_WINDOW, async (u) => {
+    // Small range jobs go several to a message (JOBS_PER_MESSAGE): the broker's work is per
+    // message. For an ordered batch being gathered, a message holds no more jobs than the lead
+    // gate lets past the head, and goes once its last job may: its results then fit the window
+    // as single jobs' would, and the last job is within reach as soon as the first is the head.
+    const publishJobs = (gate?: { admit: (i: number) => Promise<void> | undefined; lead: number }) => {
+      const perMessage = Math.max(1, Math.min(this.config.JOBS_PER_MESSAGE, gate?.lead ?? Infinity));
+      const units = messageUnits(jobs, perMessage, this.config.RESULT_PART_BYTES);
+      return runLanes(units.length, PUBLISH_WINDOW, async (u) => {
         const { first, count } = units[u]!;
-        // Gated by its first job (a unit's later jobs are not published yet, so waiting for them
-        // to come within reach of the head could wait for ever).
-        const turn = admit?.(first);
+        const turn = gate?.admit(first + count - 1);
         if (turn) await turn;
         const job = jobs[first]!;
         // For `npm run bench -- cli-start`: how long after the process started the first job goes.
@@ -250,6 +252,7 @@ export class PipelineClient {
               );
         await this.publisher.publish(job.exchange, job.routingKey, message.content, message.options, deadline);
       });
+    };
     const publishManifest = async () => {
       // A connection lost before the broker answered the declarations (they take a few round
       // trips, a channel's RPCs going one at a time): declare them again on the next channel.
@@ -286,7 +289,7 @@ export class PipelineClient {
       progressQueue: declaring.progress,
       window: opts.window,
     });
-    const published = Promise.all([gatheringP.then((g) => publishJobs(g.admit)), publishManifest()]);
+    const published = Promise.all([gatheringP.then((g) => publishJobs(g)), publishManifest()]);
     published.catch(() => {}); // handled below, once the consumer is ready; not "unhandled" meanwhile
     void published.finally(publishedAll).catch(() => {});
     const gathering = await gatheringP.catch(async (err: unknown) => {

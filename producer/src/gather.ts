@@ -122,6 +122,8 @@ export async function gather(
   stop: (completed: boolean) => Promise<void>;
   /** Resolves when job `order` may be published (undefined: at once). */
   admit: (order: number) => Promise<void> | undefined;
+  /** How far past the head jobs are admitted (Infinity: no gate); a message's jobs must fit in it. */
+  lead: number;
 }> {
   const { log } = deps;
   let written: Promise<void> = Promise.resolve();
@@ -518,7 +520,7 @@ export async function gather(
       window: { prefetch: limits.prefetch, spilled, stalls: window.stalls },
     };
   });
-  return { done, stop, admit };
+  return { done, stop, admit, lead };
 }
 
 function safeJson(buf: Buffer): unknown {

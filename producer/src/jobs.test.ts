@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { PRIME_COUNT_CHUNK, countJobs, primeCountChunk, primeCountRanges } from './jobs.js';
+import { MAX_BUNDLE_NUMBERS } from '@amqp-pipeline/shared/client';
+import { PRIME_COUNT_CHUNK, bundleMessage, countJobs, messageUnits, primeCountChunk, primeCountRanges, rangeJob, rangeJobs, urlJob, type JobSpec } from './jobs.js';
 
 const ranges = (jobs: ReturnType<typeof countJobs>) => jobs.map((j) => [j.routingKey, j.body.from, j.body.to, j.body.count]);
 
@@ -56,5 +57,68 @@ describe('count jobs when no chunk is given', () => {
     expect(jobs.filter((j) => j.routingKey === 'range.primes').length).toBe(primeCountRanges(1, 3 * PRIME_COUNT_CHUNK).length);
     expect(jobs.at(-1)?.routingKey).toBe('range.squares');
     expect(jobs.every((j) => j.kinds.length === 1)).toBe(true);
+  });
+});
+
+describe('jobs several to a message', () => {
+  /** The units cover the jobs in order, each once. */
+  function covers(units: { first: number; count: number }[], n: number): boolean {
+    let next = 0;
+    for (const u of units) {
+      if (u.first !== next || u.count < 1) return false;
+      next += u.count;
+    }
+    return next === n;
+  }
+
+  it('when small jobs to one service follow each other, then they go JOBS_PER_MESSAGE to a message, the last message taking the rest', () => {
+    const jobs = rangeJobs('primes', { from: 1, to: 12_345 }, 100); // 124 jobs
+    const units = messageUnits(jobs, 50, 64 * 1024);
+    expect(units.map((u) => u.count)).toEqual([50, 50, 24]);
+    expect(covers(units, jobs.length)).toBe(true);
+  });
+
+  it('when JOBS_PER_MESSAGE is 1, then every job goes alone', () => {
+    const jobs = rangeJobs('squares', { from: 1, to: 1000 }, 10);
+    expect(messageUnits(jobs, 1, 64 * 1024).every((u) => u.count === 1)).toBe(true);
+  });
+
+  it('when jobs go to different services, are wide, ask for both kinds or are URLs, then a message never mixes them and wide ones go alone', () => {
+    const jobs: JobSpec[] = [
+      ...rangeJobs('primes', { from: 1, to: 300 }, 100),
+      ...rangeJobs('squares', { from: 1, to: 300 }, 100),
+      rangeJob('primes', { from: 1, to: MAX_BUNDLE_NUMBERS + 1 }),
+      rangeJob('all', { from: 1, to: 10 }),
+      urlJob('http://127.0.0.1/'),
+      urlJob('http://127.0.0.1/2'),
+      ...rangeJobs('primes', { from: 1, to: 200 }, 100),
+    ];
+    const units = messageUnits(jobs, 50, 64 * 1024);
+    expect(units.map((u) => u.count)).toEqual([3, 3, 1, 1, 1, 1, 2]);
+    expect(covers(units, jobs.length)).toBe(true);
+  });
+
+  it('when the jobs would cover more than MAX_BUNDLE_NUMBERS numbers or their results more than the bytes given, then a message stops short of it', () => {
+    const wide = rangeJobs('primes', { from: 1, to: 10 * 20_000, count: true }, 20_000);
+    expect(messageUnits(wide, 50, 64 * 1024).map((u) => u.count)).toEqual([3, 3, 3, 1]); // 3 x 20,000 <= 65,536
+    // Squares of 1,000 numbers near 10^6: ~13 KB of result each, so about 4 fit in 64 KiB.
+    const squares = rangeJobs('squares', { from: 1_000_001, to: 1_020_000 }, 1000);
+    const units = messageUnits(squares, 50, 64 * 1024);
+    expect(covers(units, squares.length)).toBe(true);
+    expect(Math.max(...units.map((u) => u.count))).toBeLessThanOrEqual(5);
+    expect(Math.max(...units.map((u) => u.count))).toBeGreaterThan(1);
+  });
+
+  it('when jobs are bundled, then each carries its id (its correlation id) and the message its own correlation id and type', () => {
+    const jobs = rangeJobs('primes', { from: 1, to: 300, count: true }, 100);
+    const m = bundleMessage(jobs, ['b.0', 'b.1', 'b.2'], 'pipeline.replies.u:b');
+    expect(JSON.parse(m.content.toString())).toEqual({
+      jobs: [
+        { id: 'b.0', from: 1, to: 100, count: true },
+        { id: 'b.1', from: 101, to: 200, count: true },
+        { id: 'b.2', from: 201, to: 300, count: true },
+      ],
+    });
+    expect(m.options).toMatchObject({ correlationId: 'b.0+3', replyTo: 'pipeline.replies.u:b', type: 'pipeline.range-jobs.v1', persistent: true });
   });
 });

@@ -657,6 +657,7 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
    * once, with the reasons, as a job alone would be.
    */
   async function workBundle(s: Session, msg: ConsumeMessage, attempt: number, jobLog: JobLog): Promise<JobOutcome> {
+    const began = performance.now();
     let jobs: BundledJob<Job>[];
     try {
       jobs = parseBundle(msg);
@@ -721,6 +722,12 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
     }
     await reply(s, msg, Buffer.from(`{"results":[${items.join(',')}]}`), RESULTS_BUNDLE_TYPE);
     s.acks.ack(msg);
+    if (log.isLevelEnabled('debug')) {
+      // One line per job, as for a job alone (what an operator greps for by correlation id).
+      const ms = Math.round(performance.now() - began);
+      const bundle = msg.properties.correlationId;
+      jobs.forEach((j, i) => log.debug({ correlationId: j.id, bundle, attempt, ok: outcomes[i]!.outcome === 'ok', ms }, 'job done'));
+    }
     // The message is counted as its first job (handleDelivery); the others here, one by one.
     for (const o of outcomes.slice(1)) {
       metrics.jobStarted();

@@ -231,4 +231,100 @@ describe('fault rows: bad input', () => {
     expect(f).toMatchObject({ results: 1, lost: 0, wrong: 0, deadLettered: 1, redeliveries: 0 });
     await rig.closeClient(client);
   });
+
+  it('when a client sends range jobs several to a message (pipeline.range-jobs.v1), then each is answered by its id; a bad job among them is answered ok:false alone and the message dead-lettered once; a message that cannot be taken is dead-lettered and its readable jobs answered ok:false', async () => {
+    interface BundleCase {
+      name: string;
+      routingKey?: string;
+      exchange?: string;
+      body: string;
+      dead?: RegExp;
+      /** Per job id, in order: ok with this list, or this error code; or one plain ok:false result with a code. */
+      results: { id: string; primes?: number[]; squares?: number[]; summary?: object; code?: string }[] | { single: string };
+    }
+    const bundleCases: BundleCase[] = [
+      {
+        name: 'three primes jobs',
+        body: '{"jobs":[{"id":"a","from":1,"to":10},{"id":"b","from":11,"to":20},{"id":"c","from":1,"to":100,"count":true}]}',
+        results: [{ id: 'a', primes: [2, 3, 5, 7] }, { id: 'b', primes: [11, 13, 17, 19] }, { id: 'c', summary: { count: 25, first: 2, last: 97, sum: '1060' } }],
+      },
+      { name: 'squares jobs', routingKey: 'range.squares', body: '{"jobs":[{"id":"x","from":1,"to":3},{"id":"y","from":-2,"to":-1}]}', results: [{ id: 'x', squares: [1, 4, 9] }, { id: 'y', squares: [4, 1] }] },
+      {
+        name: 'one bad job among good ones',
+        body: '{"jobs":[{"id":"a","from":2,"to":5},{"id":"bad","from":9,"to":3},{"id":"c","from":6,"to":8}]}',
+        dead: /job "bad": .*"from" must not be greater than "to"/,
+        results: [{ id: 'a', primes: [2, 3, 5] }, { id: 'bad', code: INVALID }, { id: 'c', primes: [7] }],
+      },
+      {
+        name: 'over 65,536 numbers',
+        body: '{"jobs":[{"id":"a","from":1,"to":40000},{"id":"b","from":40001,"to":80000}]}',
+        dead: /cover 80000 numbers; a bundle may cover at most 65536/,
+        results: [{ id: 'a', code: 'PIPELINE_ERR_LIMIT_EXCEEDED' }, { id: 'b', code: 'PIPELINE_ERR_LIMIT_EXCEEDED' }],
+      },
+      {
+        name: 'to a service that takes one job a message',
+        exchange: 'pipeline.urls',
+        routingKey: 'url.title',
+        body: '{"jobs":[{"id":"u1","url":"http://127.0.0.1/a"},{"id":"u2","url":"http://127.0.0.1/b"}]}',
+        dead: /title-fetcher takes one job a message/,
+        results: [{ id: 'u1', code: INVALID }, { id: 'u2', code: INVALID }],
+      },
+      { name: 'repeated ids', body: '{"jobs":[{"id":"a","from":1,"to":2},{"id":"a","from":3,"to":4}]}', dead: /job ids must be distinct/, results: { single: INVALID } },
+      { name: 'a single job sent as a bundle', body: '{"from":1,"to":10}', dead: /jobs: must be an array of jobs/, results: { single: INVALID } },
+      { name: 'no jobs', body: '{"jobs":[]}', dead: /at least one job/, results: { single: INVALID } },
+    ];
+    const since = Date.now();
+    await rig.admin(async (ch) => {
+      const tap = await ch.assertQueue('', { exclusive: true });
+      await ch.bindQueue(tap.queue, 'pipeline.dead-letter', '');
+      const replies = await ch.assertQueue('', { exclusive: true });
+      const dead = new Map<string, ConsumeMessage>();
+      const answered = new Map<string, ConsumeMessage[]>();
+      await ch.consume(tap.queue, (m) => m && dead.set(String(m.properties.messageId), m), { noAck: true });
+      await ch.consume(replies.queue, (m) => m && answered.set(String(m.properties.correlationId), [...(answered.get(String(m.properties.correlationId)) ?? []), m]), { noAck: true });
+      const ids = new Map<BundleCase, string>();
+      for (const c of bundleCases) {
+        const id = randomUUID();
+        ids.set(c, id);
+        ch.publish(c.exchange ?? 'pipeline.ranges', c.routingKey ?? 'range.primes', Buffer.from(c.body), {
+          messageId: id,
+          replyTo: replies.queue,
+          correlationId: id,
+          contentType: 'application/json',
+          type: 'pipeline.range-jobs.v1',
+        });
+      }
+      const deadline = Date.now() + 20_000;
+      const settled = () => bundleCases.every((c) => (!c.dead || dead.has(ids.get(c)!)) && answered.has(ids.get(c)!));
+      while (!settled() && Date.now() < deadline) await sleep(100);
+      await sleep(500);
+      for (const c of bundleCases) {
+        const id = ids.get(c)!;
+        const r = answered.get(id) ?? [];
+        expect(r, `${c.name}: exactly one reply`).toHaveLength(1);
+        const d = dead.get(id);
+        if (c.dead) {
+          expect(String(d?.properties.headers?.['x-pipeline-reason']), c.name).toMatch(c.dead);
+          expect(d?.content.toString(), `${c.name}: the body unchanged`).toBe(c.body);
+        } else {
+          expect(d, `${c.name}: not dead-lettered`).toBeUndefined();
+        }
+        const body = JSON.parse(r[0]!.content.toString()) as { results?: Record<string, unknown>[]; ok?: boolean; error?: { code: string } };
+        if ('single' in c.results) {
+          expect(r[0]!.properties.type, c.name).toBe('pipeline.result.v1');
+          expect(body, c.name).toMatchObject({ ok: false, error: { code: c.results.single } });
+          continue;
+        }
+        expect(r[0]!.properties.type, c.name).toBe('pipeline.results.v1');
+        expect(body.results?.map((x) => x.id), c.name).toEqual(c.results.map((x) => x.id));
+        c.results.forEach((want, i) => {
+          const got = body.results![i]!;
+          if (want.code) expect(got, `${c.name} ${want.id}`).toMatchObject({ ok: false, error: { code: want.code } });
+          else expect(got, `${c.name} ${want.id}`).toMatchObject({ ok: true, job: expect.any(Object), ...(want.primes ? { primes: want.primes } : {}), ...(want.squares ? { squares: want.squares } : {}), ...(want.summary ? { summary: want.summary } : {}) });
+        });
+      }
+    });
+    expect(rig.log.redeliveries(since)).toBe(0);
+    expect(rig.running().length).toBe(3);
+  });
 });
