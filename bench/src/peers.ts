@@ -355,6 +355,8 @@ interface SmallJobs {
   oneOurs: number[];
   oneBull?: number[] | undefined;
   oneCelery?: number[] | undefined;
+  /** Ours again, its work queues classic (WORK_QUEUE_TYPE=classic, in a vhost of its own). */
+  oneClassic?: number[] | undefined;
 }
 
 async function smallJobs(
@@ -363,8 +365,10 @@ async function smallJobs(
   celeryUrl: string | undefined,
   bullConcurrency: number,
   expected: number,
+  classicConfig: Config | undefined,
 ): Promise<SmallJobs> {
   const ours = await OursPeer.start(config);
+  const classic = classicConfig ? await OursPeer.start(classicConfig) : undefined;
   const bull = redisUrl ? await BullPeer.start(redisUrl, 'primes', bullConcurrency) : undefined;
   const celery = celeryUrl ? await CeleryPeer.start(celeryUrl) : undefined;
   try {
@@ -375,7 +379,7 @@ async function smallJobs(
     await ours.batch(WARMUP_JOBS);
     await bull?.batch(jobs.slice(0, WARMUP_JOBS), () => {});
     await celery?.batch(WARMUP_JOBS);
-    const out: SmallJobs = { ours: [], bull: bull && [], celery: celery && [], oneOurs: [], oneBull: bull && [], oneCelery: celery && [] };
+    const out: SmallJobs = { ours: [], bull: bull && [], celery: celery && [], oneOurs: [], oneBull: bull && [], oneCelery: celery && [], oneClassic: classic && [] };
     for (let round = 0; round < ROUNDS; round++) {
       const o = await ours.batch(JOBS);
       check('ours', o.primes);
@@ -396,18 +400,20 @@ async function smallJobs(
       );
     }
     // One job at a time: 20 of each to warm up, then blocks of 100 taking turns.
-    for (let i = 0; i < 20; i++) await ours.one(i), await bull?.one(range(i));
+    for (let i = 0; i < 20; i++) await ours.one(i), await bull?.one(range(i)), await classic?.one(i);
     await celery?.one(20);
     for (let done = 0; done < CALLS; done += 100) {
       const n = Math.min(100, CALLS - done);
       for (let i = 0; i < n; i++) out.oneOurs.push(await ours.one(done + i));
+      if (classic) for (let i = 0; i < n; i++) out.oneClassic!.push(await classic.one(done + i));
       if (bull) for (let i = 0; i < n; i++) out.oneBull!.push(await bull.one(range(done + i)));
       if (celery) out.oneCelery!.push(...(await celery.one(n)));
     }
-    for (const xs of [out.oneOurs, out.oneBull, out.oneCelery]) xs?.sort((a, b) => a - b);
+    for (const xs of [out.oneOurs, out.oneBull, out.oneCelery, out.oneClassic]) xs?.sort((a, b) => a - b);
     return out;
   } finally {
     await ours.stop();
+    await classic?.stop();
     await bull?.stop();
     await celery?.stop();
   }
@@ -477,7 +483,14 @@ export async function run(): Promise<Row[]> {
       const expected = expectedPrimes(JOBS);
       const tuned = redisUrl ? await tuneBull(redisUrl, expected) : undefined;
       if (tuned) process.stderr.write(`bench: peers: BullMQ concurrency tried (jobs/s) ${tuned.tried}; rounds run at ${tuned.best}\n`);
-      const run = async (celeryUrl: string | undefined) => smallJobs(config, redisUrl, celeryUrl, tuned?.best ?? 50, expected);
+      // One job at a time is also measured with classic work queues (they deliver before the disk
+      // write a quorum queue waits for), in a vhost of their own: for information.
+      const run = async (celeryUrl: string | undefined) => {
+        const inVhost = await withVhost(config.AMQP_URL, 'amqp-pipeline-bench-peers-classic', (v) =>
+          smallJobs(config, redisUrl, celeryUrl, tuned?.best ?? 50, expected, loadConfig({ ...process.env, AMQP_URL: v.url, WORK_QUEUE_TYPE: 'classic' })),
+        );
+        return inVhost.value ?? smallJobs(config, redisUrl, celeryUrl, tuned?.best ?? 50, expected, undefined);
+      };
       // Celery declares its own exchanges and queues: in a vhost of its own when one can be made.
       let small: SmallJobs;
       let celeryWhere = '';
@@ -549,6 +562,18 @@ export async function run(): Promise<Row[]> {
           target: '<= 1.0x',
           met: p50 <= pct(small.oneBull, 50),
           note: `BullMQ ${ms(small.oneBull)}`,
+        });
+      }
+      if (small.oneClassic) {
+        const c50 = pct(small.oneClassic, 50);
+        rows.push({
+          suite: SUITE,
+          case: 'one job at a time: ours with WORK_QUEUE_TYPE=classic (one node), against BullMQ, p50',
+          ours: c50,
+          ...(small.oneBull ? { baseline: pct(small.oneBull, 50), baselineName: 'BullMQ p50' } : {}),
+          unit: 'ms',
+          higherIsBetter: false,
+          note: `information: classic work queues deliver a job before it is on disk, a quorum queue after (it is confirmed to the producer after, in both); ${ms(small.oneClassic)}`,
         });
       }
       if (small.oneCelery) {
