@@ -10,6 +10,8 @@ let services: ServiceProcess[] = [];
 let site: Awaited<ReturnType<typeof httpServer>>;
 
 let flakyHits = 0;
+/** Requests per path, for the pages of the bundled-titles row. */
+const hits = new Map<string, number>();
 const pages: Record<string, string> = {
   '/a': '<html><head><title>Page A</title></head><body>a</body></html>',
   '/b': '<HTML><HEAD><TITLE>\n  Rock &amp;   Roll  \n</TITLE></HEAD></HTML>',
@@ -18,6 +20,12 @@ const pages: Record<string, string> = {
 
 beforeAll(async () => {
   site = await httpServer((req, res) => {
+    hits.set(req.url ?? '', (hits.get(req.url ?? '') ?? 0) + 1);
+    if (req.url?.startsWith('/set/')) {
+      if (req.url === '/set/flaky' && hits.get(req.url)! <= 2) return void res.writeHead(503).end('busy');
+      if (req.url === '/set/missing') return void res.writeHead(404).end();
+      return void res.writeHead(200, { 'content-type': 'text/html' }).end(`<title>Title of ${req.url}</title>`);
+    }
     if (req.url === '/flaky' && flakyHits++ < 2) return void res.writeHead(503).end('busy');
     if (req.url === '/down') return void res.writeHead(503).end('down');
     if (req.url === '/flaky') return void res.writeHead(200, { 'content-type': 'text/html' }).end('<title>Third time lucky</title>');
@@ -84,6 +92,22 @@ describe('the pipeline, end to end', () => {
     expect(run.code, run.stderr).toBe(0);
     expect(run.lines[0]).toMatchObject({ ok: true, title: 'Third time lucky' });
     expect(flakyHits).toBe(3);
+  });
+
+  it('when several pages go in one message and one fails with 503 twice, then the others are answered once and fetched once, and the failed one alone is retried until it succeeds', async () => {
+    const paths = ['/set/a', '/set/flaky', '/set/b', '/set/missing', '/set/c'];
+    const run = await runCli(['titles', '--json', ...paths.map((p) => site.base + p)]);
+    expect(run.code, run.stderr).toBe(1); // the 404
+    const byUrl = new Map(run.lines.map((l) => [(l.input as { url: string }).url, l]));
+    expect(run.lines).toHaveLength(paths.length);
+    for (const p of ['/set/a', '/set/flaky', '/set/b', '/set/c']) expect(byUrl.get(site.base + p), p).toMatchObject({ ok: true, title: `Title of ${p}` });
+    expect(byUrl.get(`${site.base}/set/missing`)).toMatchObject({ ok: false, error: { code: 'PIPELINE_ERR_HTTP_STATUS' } });
+    // Retried alone: the pages that worked are not fetched again.
+    expect(Object.fromEntries(paths.map((p) => [p, hits.get(p)]))).toEqual({ '/set/a': 1, '/set/flaky': 3, '/set/b': 1, '/set/missing': 1, '/set/c': 1 });
+    // They went in one message: the fetcher says a job of a bundle was sent to be retried alone
+    // (its second failure is then a job alone's).
+    const fetcher = services.find((p) => p.name === 'title-fetcher')!;
+    expect(fetcher.recentLines().filter((l) => l.includes('a job of a bundle failed; retrying it alone later'))).toHaveLength(1);
   });
 
   it('when a page keeps failing with 503, then after the last attempt the result is ok:false with the last error', async () => {

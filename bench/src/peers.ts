@@ -35,6 +35,7 @@ import { ServiceProcess } from '@amqp-pipeline/devtools';
 import { PipelineClient, rangeJob, type PipelineSession } from '@amqp-pipeline/producer';
 import { smallPrimesBetween } from '@amqp-pipeline/prime-filter/dist/small-range.js';
 import { createLogger, loadConfig, type Config } from '@amqp-pipeline/shared';
+import { BareRoundTrip } from './pipeline.js';
 import { median } from './proc.js';
 import type { Row } from './table.js';
 import { AiohttpRounds, aiohttpAvailable, startPageServer, throughPipeline } from './titles.js';
@@ -357,6 +358,8 @@ interface SmallJobs {
   oneCelery?: number[] | undefined;
   /** Ours again, its work queues classic (WORK_QUEUE_TYPE=classic, in a vhost of its own). */
   oneClassic?: number[] | undefined;
+  /** The broker alone in our shape (quorum request, durable confirmed reply, a bare echo). */
+  oneFloor: number[];
 }
 
 async function smallJobs(
@@ -371,6 +374,7 @@ async function smallJobs(
   const classic = classicConfig ? await OursPeer.start(classicConfig) : undefined;
   const bull = redisUrl ? await BullPeer.start(redisUrl, 'primes', bullConcurrency) : undefined;
   const celery = celeryUrl ? await CeleryPeer.start(celeryUrl) : undefined;
+  const floor = await BareRoundTrip.start(config.AMQP_URL);
   try {
     const jobs = Array.from({ length: JOBS }, (_, i) => range(i));
     const check = (who: string, found: number) => {
@@ -379,7 +383,7 @@ async function smallJobs(
     await ours.batch(WARMUP_JOBS);
     await bull?.batch(jobs.slice(0, WARMUP_JOBS), () => {});
     await celery?.batch(WARMUP_JOBS);
-    const out: SmallJobs = { ours: [], bull: bull && [], celery: celery && [], oneOurs: [], oneBull: bull && [], oneCelery: celery && [], oneClassic: classic && [] };
+    const out: SmallJobs = { ours: [], bull: bull && [], celery: celery && [], oneOurs: [], oneBull: bull && [], oneCelery: celery && [], oneClassic: classic && [], oneFloor: [] };
     for (let round = 0; round < ROUNDS; round++) {
       const o = await ours.batch(JOBS);
       check('ours', o.primes);
@@ -400,22 +404,29 @@ async function smallJobs(
       );
     }
     // One job at a time: 20 of each to warm up, then blocks of 100 taking turns.
-    for (let i = 0; i < 20; i++) await ours.one(i), await bull?.one(range(i)), await classic?.one(i);
+    const timed = async (call: () => Promise<void>) => {
+      const started = performance.now();
+      await call();
+      return performance.now() - started;
+    };
+    for (let i = 0; i < 20; i++) await ours.one(i), await bull?.one(range(i)), await classic?.one(i), await floor.call();
     await celery?.one(20);
     for (let done = 0; done < CALLS; done += 100) {
       const n = Math.min(100, CALLS - done);
       for (let i = 0; i < n; i++) out.oneOurs.push(await ours.one(done + i));
       if (classic) for (let i = 0; i < n; i++) out.oneClassic!.push(await classic.one(done + i));
       if (bull) for (let i = 0; i < n; i++) out.oneBull!.push(await bull.one(range(done + i)));
+      for (let i = 0; i < n; i++) out.oneFloor.push(await timed(() => floor.call()));
       if (celery) out.oneCelery!.push(...(await celery.one(n)));
     }
-    for (const xs of [out.oneOurs, out.oneBull, out.oneCelery, out.oneClassic]) xs?.sort((a, b) => a - b);
+    for (const xs of [out.oneOurs, out.oneBull, out.oneCelery, out.oneClassic, out.oneFloor]) xs?.sort((a, b) => a - b);
     return out;
   } finally {
     await ours.stop();
     await classic?.stop();
     await bull?.stop();
     await celery?.stop();
+    await floor.stop();
   }
 }
 
@@ -576,6 +587,15 @@ export async function run(): Promise<Row[]> {
           note: `information: classic work queues deliver a job before it is on disk, a quorum queue after (it is confirmed to the producer after, in both); ${ms(small.oneClassic)}`,
         });
       }
+      rows.push({
+        suite: SUITE,
+        case: 'one job at a time: the broker alone in our shape (bare requester and echo), against BullMQ, p50',
+        ours: pct(small.oneFloor, 50),
+        ...(small.oneBull ? { baseline: pct(small.oneBull, 50), baselineName: 'BullMQ p50' } : {}),
+        unit: 'ms',
+        higherIsBetter: false,
+        note: `information: the least any pipeline on this broker can take with our guarantees (a persistent request confirmed into a quorum queue, a persistent confirmed reply into a durable queue); ours p50 is ${(p50 / pct(small.oneFloor, 50)).toFixed(2)}x this; ${ms(small.oneFloor)}`,
+      });
       if (small.oneCelery) {
         rows.push({
           suite: SUITE,

@@ -299,7 +299,7 @@ async function latency(config: Config): Promise<Latencies> {
  * request confirmed into a quorum queue, answered by a bare echo in another process
  * (dist/echo.js) with a persistent, confirmed reply into a durable queue, read here.
  */
-class BareRoundTrip {
+export class BareRoundTrip {
   private waiting: ((id: string) => void) | undefined;
   private next = 0;
   private readonly body = Buffer.from('{"from":1,"to":100}');

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { MAX_BUNDLE_NUMBERS } from '@amqp-pipeline/shared/client';
-import { PRIME_COUNT_CHUNK, bundleMessage, countJobs, messageUnits, primeCountChunk, primeCountRanges, rangeJob, rangeJobs, urlJob, type JobSpec } from './jobs.js';
+import { PRIME_COUNT_CHUNK, bundleMessage, countJobs, messageUnits, primeCountChunk, primeCountRanges, rangeJob, rangeJobs, urlJob, URLS_PER_MESSAGE, type JobSpec } from './jobs.js';
 
 const ranges = (jobs: ReturnType<typeof countJobs>) => jobs.map((j) => [j.routingKey, j.body.from, j.body.to, j.body.count]);
 
@@ -94,8 +94,20 @@ describe('jobs several to a message', () => {
       ...rangeJobs('primes', { from: 1, to: 200 }, 100),
     ];
     const units = messageUnits(jobs, 50, 64 * 1024);
-    expect(units.map((u) => u.count)).toEqual([3, 3, 1, 1, 1, 1, 2]);
+    expect(units.map((u) => u.count)).toEqual([3, 3, 1, 1, 2, 2]);
     expect(covers(units, jobs.length)).toBe(true);
+  });
+
+  it('when a batch has many URL jobs, then they go URLS_PER_MESSAGE to a message (fewer if JOBS_PER_MESSAGE says so, or if long URLs would make the reply too big), as pipeline.url-jobs.v1', () => {
+    const urls = Array.from({ length: 25 }, (_, i) => urlJob(`http://127.0.0.1/page/${i}`));
+    expect(messageUnits(urls, 50, 64 * 1024).map((u) => u.count)).toEqual([URLS_PER_MESSAGE, URLS_PER_MESSAGE, 25 - 2 * URLS_PER_MESSAGE]);
+    expect(messageUnits(urls, 4, 64 * 1024).map((u) => u.count)).toEqual([4, 4, 4, 4, 4, 4, 1]);
+    expect(messageUnits(urls, 1, 64 * 1024).every((u) => u.count === 1)).toBe(true);
+    const long = Array.from({ length: 10 }, (_, i) => urlJob(`http://127.0.0.1/${String(i).padStart(8000, 'x')}`));
+    expect(messageUnits(long, 50, 64 * 1024).map((u) => u.count)).toEqual([3, 3, 3, 1]); // ~16.7 KB of result each
+    const m = bundleMessage(urls.slice(0, 2), ['t.0', 't.1'], 'pipeline.replies.u:t');
+    expect(JSON.parse(m.content.toString())).toEqual({ jobs: [{ id: 't.0', url: 'http://127.0.0.1/page/0' }, { id: 't.1', url: 'http://127.0.0.1/page/1' }] });
+    expect(m.options).toMatchObject({ correlationId: 't.0+2', type: 'pipeline.url-jobs.v1' });
   });
 
   it('when the jobs would cover more than MAX_BUNDLE_NUMBERS numbers or their results more than the bytes given, then a message stops short of it', () => {

@@ -5,6 +5,7 @@ import {
   MAX_BUNDLE_NUMBERS,
   RANGE_BUNDLE_TYPE,
   RANGE_JOB_TYPE,
+  URL_BUNDLE_TYPE,
   RangeRoutes,
   URL_JOB_ROUTING_KEY,
   URL_JOB_TYPE,
@@ -165,18 +166,35 @@ export interface MessageUnit {
   count: number;
 }
 
-/** A range job to one service (primes or squares) small enough to share a message with others. */
+/**
+ * Most URL jobs our producer puts in one message (the protocol allows MAX_URL_BUNDLE_JOBS): a
+ * bundle's results wait for its slowest page, and a replica holds its prefetch times this many.
+ */
+export const URLS_PER_MESSAGE = 10;
+
+/** A URL job, or a range job to one service (primes or squares) small enough to share a message with others. */
 function bundleable(job: JobSpec): boolean {
-  if (job.type !== RANGE_JOB_TYPE || job.kinds.length !== 1) return false;
+  if (job.kinds.length !== 1) return false;
+  if (job.type === URL_JOB_TYPE) return true;
+  if (job.type !== RANGE_JOB_TYPE) return false;
   const { from, to } = job.body as { from: number; to: number };
   return to - from + 1 <= MAX_BUNDLE_NUMBERS;
+}
+
+/** The numbers a job covers (none for a URL job). */
+function rangeSpan(job: JobSpec): number {
+  if (job.type !== RANGE_JOB_TYPE) return 0;
+  const { from, to } = job.body as { from: number; to: number };
+  return to - from + 1;
 }
 
 /**
  * About the most bytes a range job's result can take: a summary, or every number of the range
  * (squares: twice the digits of the widest bound; primes: at most half the numbers, odd ones).
+ * A title's result: its URL twice (asked for, and where it ended) and a title of typical length.
  */
 function resultBytes(job: JobSpec): number {
+  if (job.type === URL_JOB_TYPE) return 700 + 2 * String(job.body.url).length;
   const { from, to, count } = job.body as { from: number; to: number; count?: boolean };
   if (count) return 256;
   const width = to - from + 1;
@@ -187,20 +205,22 @@ function resultBytes(job: JobSpec): number {
 /**
  * How a batch's jobs go out: runs of consecutive small range jobs to the same service share a
  * message (at most `perMessage` jobs, MAX_BUNDLE_NUMBERS numbers and about `maxBytes` of
- * results, so the reply is one message of at most that size), every other job alone. The
- * units cover the jobs in order, each once.
+ * results, so the reply is one message of at most that size), and runs of URL jobs likewise
+ * (at most URLS_PER_MESSAGE); every other job goes alone. The units cover the jobs in order,
+ * each once.
  */
 export function messageUnits(jobs: readonly JobSpec[], perMessage: number, maxBytes: number): MessageUnit[] {
   const units: MessageUnit[] = [];
   for (let i = 0; i < jobs.length; ) {
     const first = jobs[i]!;
     let count = 1;
-    if (perMessage > 1 && bundleable(first)) {
+    const most = first.type === URL_JOB_TYPE ? Math.min(perMessage, URLS_PER_MESSAGE) : perMessage;
+    if (most > 1 && bundleable(first)) {
       let numbers = rangeSpan(first);
       let bytes = resultBytes(first);
-      while (count < perMessage && i + count < jobs.length) {
+      while (count < most && i + count < jobs.length) {
         const next = jobs[i + count]!;
-        if (!bundleable(next) || next.routingKey !== first.routingKey || next.exchange !== first.exchange) break;
+        if (!bundleable(next) || next.type !== first.type || next.routingKey !== first.routingKey || next.exchange !== first.exchange) break;
         const n = rangeSpan(next);
         const b = resultBytes(next);
         if (numbers + n > MAX_BUNDLE_NUMBERS || bytes + b > maxBytes) break;
@@ -213,11 +233,6 @@ export function messageUnits(jobs: readonly JobSpec[], perMessage: number, maxBy
     i += count;
   }
   return units;
-}
-
-function rangeSpan(job: JobSpec): number {
-  const { from, to } = job.body as { from: number; to: number };
-  return to - from + 1;
 }
 
 /**
@@ -234,7 +249,7 @@ export function bundleMessage(jobs: readonly JobSpec[], ids: readonly string[], 
       replyTo,
       contentType: 'application/json',
       persistent: true,
-      type: RANGE_BUNDLE_TYPE,
+      type: jobs[0]?.type === URL_JOB_TYPE ? URL_BUNDLE_TYPE : RANGE_BUNDLE_TYPE,
       appId: 'pipeline',
       timestamp: Math.floor(Date.now() / 1000),
     },

@@ -67,7 +67,7 @@ export { Publisher, type PublisherOptions } from './publisher.js';
 export { AckBatcher } from './acks.js';
 export { within } from './within.js';
 export { RangeJobSchema, RangeRoutes, rangeEcho, rangeWidth, assertRangeWidth, type RangeLimits, RANGE_JOB_TYPE, RANGE_JOB_VERSION, type RangeJob } from './messages/range-job.js';
-export { BundleSchema, ResultsBundleSchema, RANGE_BUNDLE_TYPE, RESULTS_BUNDLE_TYPE, MAX_BUNDLE_JOBS, MAX_BUNDLE_NUMBERS, type Bundle } from './messages/bundle.js';
+export { BundleSchema, ResultsBundleSchema, RANGE_BUNDLE_TYPE, URL_BUNDLE_TYPE, RESULTS_BUNDLE_TYPE, MAX_BUNDLE_JOBS, MAX_BUNDLE_NUMBERS, MAX_URL_BUNDLE_JOBS, BUNDLED_JOB_TYPES, isBundleType, type Bundle } from './messages/bundle.js';
 export { UrlJobSchema, URL_JOB_TYPE, URL_JOB_VERSION, URL_JOB_ROUTING_KEY, MAX_URL_LENGTH, type UrlJob } from './messages/url-job.js';
 export {
   ResultSchema,

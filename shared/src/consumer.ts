@@ -8,7 +8,7 @@ import { brokerUser, replyQueueType, type Config } from './config.js';
 import { ErrorCodes, PipelineError, isPipelineError, toWireError } from './errors.js';
 import type { Logger } from './log.js';
 import { RESULT_TYPE, type JobEcho, type Result, type ResultKind } from './messages/result.js';
-import { BundleSchema, MAX_BUNDLE_NUMBERS, RANGE_BUNDLE_TYPE, RESULTS_BUNDLE_TYPE } from './messages/bundle.js';
+import { BUNDLED_JOB_TYPES, BundleSchema, MAX_BUNDLE_JOBS, MAX_BUNDLE_NUMBERS, RESULTS_BUNDLE_TYPE, isBundleType } from './messages/bundle.js';
 import { startHealthServer, type HealthServer } from './health.js';
 import { ServiceMetrics, type JobOutcome } from './metrics.js';
 import { AckBatcher } from './acks.js';
@@ -95,11 +95,19 @@ export interface ServiceDefinition<Job> {
    */
   echo?: (job: Job) => JobEcho;
   /**
-   * Takes several jobs in one message (RANGE_BUNDLE_TYPE, docs/protocol.md "Several jobs in one
-   * message"): how many numbers a job covers; a bundle's jobs may cover MAX_BUNDLE_NUMBERS in
-   * all. Without it a bundle is dead-lettered: the service takes one job a message.
+   * Takes several jobs in one message (docs/protocol.md "Several jobs in one message"). Without
+   * it a bundle is dead-lettered: the service takes one job a message.
    */
-  bundle?: { numbers(job: Job): number };
+  bundle?: {
+    /** The `type` of a message carrying several of this service's jobs (RANGE_BUNDLE_TYPE, URL_BUNDLE_TYPE). */
+    type: string;
+    /** Most jobs in one bundle (default MAX_BUNDLE_JOBS). */
+    maxJobs?: number;
+    /** How many numbers a job covers: a bundle's jobs may cover MAX_BUNDLE_NUMBERS in all. */
+    numbers?(job: Job): number;
+    /** Runs a bundle's jobs all at once (pages to fetch), not one after another (a sieve). */
+    concurrent?: boolean;
+  };
 }
 
 /** The few log calls a job makes (its logger is made only when first used). */
@@ -112,6 +120,8 @@ interface JobLog {
 /** A job read out of a bundle: its id, and the job or what is wrong with it. */
 interface BundledJob<Job> {
   id: string;
+  /** The job's fields as sent (without its id): what goes to a retry tier if it is retried alone. */
+  fields: Record<string, unknown>;
   job?: Job;
   echo?: JobEcho | undefined;
   problem?: string;
@@ -399,15 +409,23 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
 
   /**
    * Parks a job in its retry tier: a copy with the attempt count raised waits there for its
-   * delay, then comes back to the work queue. Returns the delay.
+   * delay, then comes back to the work queue. Returns the delay. `alone` is one job of a bundle
+   * that goes there as a job alone in its message (the message's other properties kept).
    */
-  async function retryLater(s: Session, msg: ConsumeMessage, attempt: number, err: unknown): Promise<number> {
+  async function retryLater(
+    s: Session,
+    msg: ConsumeMessage,
+    attempt: number,
+    err: unknown,
+    alone?: { content: Buffer; correlationId: string; messageId: string; type: string },
+  ): Promise<number> {
     const delays = config.RETRY_DELAYS_MS;
     const delayMs = delays[Math.min(attempt - 1, delays.length - 1)] as number;
     const tier = Math.min(attempt, RETRY_TIERS);
     const wire = toWireError(err);
-    await s.publisher.publish('', retryQueueName(queue.name, tier), msg.content, {
+    await s.publisher.publish('', retryQueueName(queue.name, tier), alone?.content ?? msg.content, {
       ...copiedProperties(msg.properties),
+      ...(alone ? { correlationId: alone.correlationId, messageId: alone.messageId, type: alone.type } : {}),
       expiration: String(delayMs),
       headers: {
         ...withoutKeys(msg.properties.headers, 'x-delivery-count', REDELIVERIES_HEADER),
@@ -577,17 +595,25 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
    */
   function parseBundle(msg: ConsumeMessage): BundledJob<Job>[] {
     const body = envelope(msg);
+    const type = String(msg.properties.type);
     if (!def.bundle) {
-      throw new PipelineError(ErrorCodes.INVALID_MESSAGE, `${def.service} takes one job a message: a ${RANGE_BUNDLE_TYPE} message is not accepted here`);
+      throw new PipelineError(ErrorCodes.INVALID_MESSAGE, `${def.service} takes one job a message: a ${type} message is not accepted here`);
+    }
+    if (def.bundle.type !== type) {
+      throw new PipelineError(ErrorCodes.INVALID_MESSAGE, `${def.service} takes bundles of type ${def.bundle.type}: a ${type} message is not accepted here`);
     }
     const bundle = BundleSchema.safeParse(body);
-    if (!bundle.success) throw new PipelineError(ErrorCodes.INVALID_MESSAGE, `body does not match the ${RANGE_BUNDLE_TYPE} schema: ${schemaProblems(bundle.error.issues)}`);
+    if (!bundle.success) throw new PipelineError(ErrorCodes.INVALID_MESSAGE, `body does not match the ${type} schema: ${schemaProblems(bundle.error.issues)}`);
+    const maxJobs = def.bundle.maxJobs ?? MAX_BUNDLE_JOBS;
+    if (bundle.data.jobs.length > maxJobs) {
+      throw new PipelineError(ErrorCodes.LIMIT_EXCEEDED, `the bundle holds ${bundle.data.jobs.length} jobs; a ${type} bundle may hold at most ${maxJobs}`);
+    }
     let numbers = 0;
     const jobs = bundle.data.jobs.map(({ id, ...fields }): BundledJob<Job> => {
       const parsed = def.schema.safeParse(fields);
-      if (!parsed.success) return { id, problem: `body does not match the ${def.kind} job schema: ${schemaProblems(parsed.error.issues)}` };
-      numbers += def.bundle!.numbers(parsed.data);
-      return { id, job: parsed.data, echo: def.echo?.(parsed.data) };
+      if (!parsed.success) return { id, fields, problem: `body does not match the ${def.kind} job schema: ${schemaProblems(parsed.error.issues)}` };
+      numbers += def.bundle!.numbers?.(parsed.data) ?? 0;
+      return { id, fields, job: parsed.data, echo: def.echo?.(parsed.data) };
     });
     if (numbers > MAX_BUNDLE_NUMBERS) {
       throw new PipelineError(
@@ -619,7 +645,7 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
    */
   async function answerFailure(s: Session, msg: ConsumeMessage, error: { code: string; message: string }, echoed: boolean): Promise<void> {
     if (!answerable(msg)) return;
-    const ids = msg.properties.type === RANGE_BUNDLE_TYPE ? bundleIds(msg) : undefined;
+    const ids = isBundleType(msg.properties.type) ? bundleIds(msg) : undefined;
     if (ids) {
       const items = ids.map(({ id, echo }) => failureItem(id, echo, error));
       await reply(s, msg, Buffer.from(`{"results":[${items.join(',')}]}`), RESULTS_BUNDLE_TYPE);
@@ -627,6 +653,19 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
     }
     const echo = echoed ? echoOf(msg) : undefined;
     await reply(s, msg, { ok: false, kind: def.kind, ...(echo ? { job: echo } : {}), error });
+  }
+
+  /**
+   * A message that cannot be taken: dead-lettered with the reason, and acked. A client waiting
+   * on reply_to hears about it too, instead of waiting forever (unless reply_to itself is what is
+   * wrong: reply() sends nothing to a queue that is not a reply queue).
+   */
+  async function refuse(s: Session, msg: ConsumeMessage, err: PipelineError, jobLog: JobLog): Promise<JobOutcome> {
+    jobLog.warn({ code: err.code, reason: err.message }, 'message refused; dead-lettered');
+    await deadLetter(s, msg, err.code, err.message);
+    await answerFailure(s, msg, { code: err.code, message: err.message }, false);
+    s.acks.ack(msg);
+    return 'dead_lettered';
   }
 
   function failureItem(id: string, echo: JobEcho | undefined, error: { code: string; message: string }): string {
@@ -649,12 +688,47 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
   }
 
   /**
-   * A bundle (several jobs in one message): each job run in turn, all the results in one reply,
-   * then the ack. A job that fails for good is answered `ok: false` by itself; one that fails in
-   * a way worth retrying sends the whole bundle to its retry tier, as a job alone would go (the
-   * others are run again with it; the producer drops the duplicates). A bundle holding jobs that
-   * do not fit the schema, or that failed for good in a way worth retrying, is also dead-lettered
-   * once, with the reasons, as a job alone would be.
+   * A bundle delivered again (a service died with it, perhaps killed by one of its jobs): each
+   * of its jobs goes back to the work queue alone, carrying the bundle's delivery count, and the
+   * bundle is acked once they are confirmed. A job that kills the service is then counted and
+   * parked by itself, and its companions run as usual. False (nothing done) for a body that is
+   * not a bundle: workBundle refuses it.
+   */
+  async function splitBundle(s: Session, msg: ConsumeMessage, redeliveries: number, jobLog: JobLog): Promise<boolean> {
+    let jobs: { id: string; [k: string]: unknown }[];
+    try {
+      const bundle = BundleSchema.safeParse(JSON.parse(msg.content.toString('utf8')));
+      if (!bundle.success) return false;
+      jobs = bundle.data.jobs;
+    } catch {
+      return false;
+    }
+    const type = BUNDLED_JOB_TYPES[String(msg.properties.type)] as string;
+    const headers = { ...withoutKeys(msg.properties.headers, 'x-delivery-count', REDELIVERIES_HEADER), [REDELIVERIES_HEADER]: redeliveries };
+    await Promise.all(
+      jobs.map(({ id, ...fields }) =>
+        s.publisher.publish('', queue.name, Buffer.from(JSON.stringify(fields)), {
+          ...copiedProperties(msg.properties),
+          correlationId: id,
+          messageId: `${String(msg.properties.messageId ?? msg.properties.correlationId)}/${id}`,
+          type,
+          headers,
+        }),
+      ),
+    );
+    s.acks.ack(msg);
+    jobLog.warn({ jobs: jobs.length, redeliveries }, 'a redelivered bundle split into its jobs, each alone again in the work queue');
+    return true;
+  }
+
+  /**
+   * A bundle (several jobs in one message): its jobs run one after another, or all at once for a
+   * service that says so (pages to fetch), then all their results go in one reply, then the ack.
+   * A job that fails for good is answered `ok: false` by itself. One that fails in a way worth
+   * retrying goes to its retry tier alone, as a job alone in its message (its id as correlation
+   * id, the job's type), and is answered from there: the others are answered now and never run
+   * again. A bundle holding jobs that do not fit the schema, or that failed for good in a way
+   * worth retrying, is also dead-lettered once, with the reasons, as a job alone would be.
    */
   async function workBundle(s: Session, msg: ConsumeMessage, attempt: number, jobLog: JobLog): Promise<JobOutcome> {
     const began = performance.now();
@@ -663,77 +737,100 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
       jobs = parseBundle(msg);
     } catch (err) {
       if (!isPipelineError(err)) throw err;
-      jobLog.warn({ code: err.code, reason: err.message }, 'message refused; dead-lettered');
-      await deadLetter(s, msg, err.code, err.message);
-      await answerFailure(s, msg, { code: err.code, message: err.message }, false);
-      s.acks.ack(msg);
-      return 'dead_lettered';
+      return refuse(s, msg, err, jobLog);
     }
-    const items: string[] = [];
-    const outcomes: { outcome: JobOutcome; seconds: number }[] = [];
-    const reasons: string[] = [];
-    let reasonCode: string = ErrorCodes.INVALID_MESSAGE;
-    for (const j of jobs) {
+    interface Done {
+      outcome: JobOutcome;
+      seconds: number;
+      /** The job's result, as JSON; none for a job retried alone. */
+      item?: string;
+      /** Why the bundle is dead-lettered, for a job refused or given up. */
+      reason?: { code: string; text: string };
+      /** What a job retried alone failed with. */
+      retry?: unknown;
+    }
+    const runOne = async (j: BundledJob<Job>): Promise<Done> => {
       const started = performance.now();
-      let outcome: JobOutcome = 'ok';
+      const seconds = () => (performance.now() - started) / 1000;
       if (!j.job) {
-        items.push(failureItem(j.id, j.echo, { code: ErrorCodes.INVALID_MESSAGE, message: j.problem ?? 'not a job' }));
-        reasons.push(`job "${j.id}": ${j.problem}`);
-        outcome = 'dead_lettered';
-      } else {
-        try {
-          const value = await def.handle(j.job, {
-            get log() {
-              return log.child({ correlationId: j.id, bundle: msg.properties.correlationId, attempt });
-            },
-            correlationId: j.id,
-            attempt,
-            signal: shutdown.signal,
-          });
-          items.push(await successItem(j.id, j.echo, value));
-        } catch (err) {
-          if (shutdown.signal.aborted) {
-            s.acks.nack(msg, true);
-            return 'handed_back';
-          }
-          const retryable = !isPipelineError(err) || err.retryable;
-          if (!isPipelineError(err)) jobLog.error({ err, job: j.id }, 'handler failed unexpectedly');
-          if (retryable && attempt < config.RETRY_ATTEMPTS) {
-            const delayMs = await retryLater(s, msg, attempt, err);
-            s.acks.ack(msg);
-            jobLog.warn({ err: toWireError(err), job: j.id, attempt, delayMs }, 'a job of a bundle failed; retrying the bundle later');
-            return 'retried';
-          }
-          const wire = toWireError(err);
-          if (retryable && attempt > 1) wire.message = `${wire.message} (gave up after ${attempt} attempts)`;
-          items.push(failureItem(j.id, j.echo, wire));
-          outcome = 'failed';
-          if (retryable) {
-            reasons.push(`job "${j.id}": ${wire.message}`);
-            reasonCode = wire.code;
-          }
-        }
+        const problem = j.problem ?? 'not a job';
+        return {
+          outcome: 'dead_lettered',
+          seconds: seconds(),
+          item: failureItem(j.id, j.echo, { code: ErrorCodes.INVALID_MESSAGE, message: problem }),
+          reason: { code: ErrorCodes.INVALID_MESSAGE, text: `job "${j.id}": ${problem}` },
+        };
       }
-      outcomes.push({ outcome, seconds: (performance.now() - started) / 1000 });
+      try {
+        const value = await def.handle(j.job, {
+          get log() {
+            return log.child({ correlationId: j.id, bundle: msg.properties.correlationId, attempt });
+          },
+          correlationId: j.id,
+          attempt,
+          signal: shutdown.signal,
+        });
+        return { outcome: 'ok', seconds: seconds(), item: await successItem(j.id, j.echo, value) };
+      } catch (err) {
+        const retryable = !isPipelineError(err) || err.retryable;
+        if (!isPipelineError(err) && !shutdown.signal.aborted) jobLog.error({ err, job: j.id }, 'handler failed unexpectedly');
+        if (retryable && attempt < config.RETRY_ATTEMPTS) return { outcome: 'retried', seconds: seconds(), retry: err };
+        const wire = toWireError(err);
+        if (retryable && attempt > 1) wire.message = `${wire.message} (gave up after ${attempt} attempts)`;
+        return {
+          outcome: 'failed',
+          seconds: seconds(),
+          item: failureItem(j.id, j.echo, wire),
+          ...(retryable ? { reason: { code: wire.code, text: `job "${j.id}": ${wire.message}` } } : {}),
+        };
+      }
+    };
+    let done: Done[];
+    if (def.bundle?.concurrent) done = await Promise.all(jobs.map(runOne));
+    else {
+      done = [];
+      for (const j of jobs) {
+        done.push(await runOne(j));
+        if (shutdown.signal.aborted) break;
+      }
     }
+    if (shutdown.signal.aborted) {
+      // Cut short by shutdown: the whole message goes back untouched (results are not sent).
+      s.acks.nack(msg, true);
+      return 'handed_back';
+    }
+    for (const [i, d] of done.entries()) {
+      if (d.retry === undefined) continue;
+      const j = jobs[i]!;
+      const delayMs = await retryLater(s, msg, attempt, d.retry, {
+        content: Buffer.from(JSON.stringify(j.fields)),
+        correlationId: j.id,
+        messageId: `${String(msg.properties.messageId ?? msg.properties.correlationId)}/${j.id}`,
+        type: BUNDLED_JOB_TYPES[String(msg.properties.type)] as string,
+      });
+      jobLog.warn({ err: toWireError(d.retry), job: j.id, attempt, delayMs }, 'a job of a bundle failed; retrying it alone later');
+    }
+    const reasons = done.flatMap((d) => (d.reason ? [d.reason] : []));
     if (reasons.length) {
-      jobLog.warn({ code: reasonCode, reasons: reasons.slice(0, 5) }, 'jobs of a bundle refused or given up; the bundle is dead-lettered, the other jobs answered');
-      await deadLetter(s, msg, reasonCode, reasons.join('; ').slice(0, 4000));
+      const code = reasons.find((r) => r.code !== ErrorCodes.INVALID_MESSAGE)?.code ?? ErrorCodes.INVALID_MESSAGE;
+      jobLog.warn({ code, reasons: reasons.slice(0, 5).map((r) => r.text) }, 'jobs of a bundle refused or given up; the bundle is dead-lettered, the other jobs answered');
+      await deadLetter(s, msg, code, reasons.map((r) => r.text).join('; ').slice(0, 4000));
     }
-    await reply(s, msg, Buffer.from(`{"results":[${items.join(',')}]}`), RESULTS_BUNDLE_TYPE);
+    const items = done.flatMap((d) => (d.item === undefined ? [] : [d.item]));
+    if (items.length) await reply(s, msg, Buffer.from(`{"results":[${items.join(',')}]}`), RESULTS_BUNDLE_TYPE);
     s.acks.ack(msg);
     if (log.isLevelEnabled('debug')) {
       // One line per job, as for a job alone (what an operator greps for by correlation id).
       const ms = Math.round(performance.now() - began);
       const bundle = msg.properties.correlationId;
-      jobs.forEach((j, i) => log.debug({ correlationId: j.id, bundle, attempt, ok: outcomes[i]!.outcome === 'ok', ms }, 'job done'));
+      jobs.forEach((j, i) => done[i]!.outcome !== 'retried' && log.debug({ correlationId: j.id, bundle, attempt, ok: done[i]!.outcome === 'ok', ms }, 'job done'));
     }
     // The message is counted as its first job (handleDelivery); the others here, one by one.
-    for (const o of outcomes.slice(1)) {
+    for (const o of done.slice(1)) {
       metrics.jobStarted();
       metrics.jobFinished(def.kind, o.outcome, o.seconds);
     }
-    return outcomes[0]!.outcome;
+    return done[0]!.outcome;
   }
 
   async function handleDelivery(s: Session, msg: ConsumeMessage, deliveredAt: number): Promise<JobOutcome> {
@@ -789,21 +886,16 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
         jobLog.warn({ redeliveries }, 'redelivered job put back with its delivery count (classic work queue)');
         return 'requeued';
       }
-      if (msg.properties.type === RANGE_BUNDLE_TYPE) return await workBundle(s, msg, attempt, jobLog);
+      if (isBundleType(msg.properties.type)) {
+        if (redeliveries > 0 && (await splitBundle(s, msg, redeliveries, jobLog))) return 'requeued';
+        return await workBundle(s, msg, attempt, jobLog);
+      }
       let job: Job;
       try {
         job = parse(msg);
       } catch (err) {
         if (!isPipelineError(err)) throw err;
-        jobLog.warn({ code: err.code, reason: err.message }, 'message refused; dead-lettered');
-        await deadLetter(s, msg, err.code, err.message);
-        // A client waiting on reply_to hears about it too, instead of waiting forever (unless
-        // reply_to itself is what is wrong: reply() sends nothing to a queue that is not a reply queue).
-        if (answerable(msg)) {
-          await reply(s, msg, { ok: false, kind: def.kind, error: { code: err.code, message: err.message } });
-        }
-        s.acks.ack(msg);
-        return 'dead_lettered';
+        return refuse(s, msg, err, jobLog);
       }
 
       const echo = def.echo?.(job);
@@ -927,9 +1019,13 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
  * How many times this job has been delivered before: a quorum queue's x-delivery-count, or on
  * a classic queue the count its service put in REDELIVERIES_HEADER when it put the job back.
  */
+/**
+ * Deliveries before this one: the broker's count (quorum) plus those a copy carries with it
+ * (REDELIVERIES_HEADER: a classic queue's recount, or a job split out of a redelivered bundle).
+ */
 function deliveryCount(msg: ConsumeMessage): number {
   const h = msg.properties.headers;
-  return Number(h?.['x-delivery-count'] ?? h?.[REDELIVERIES_HEADER] ?? 0) || 0;
+  return (Number(h?.['x-delivery-count']) || 0) + (Number(h?.[REDELIVERIES_HEADER]) || 0);
 }
 
 function withoutKeys(headers: Record<string, unknown> | undefined, ...keys: string[]): Record<string, unknown> {

@@ -176,8 +176,10 @@ describe('fault rows: bad input', () => {
     const ledger = new Ledger('unknown correlation id at the producer');
     const client = await rig.client();
     const titles: Record<string, string> = {};
+    // Ten quick pages (one message: their results come at once), then six slow ones (another
+    // message, 300 ms later): the stray replies go in between.
     const jobs = Array.from({ length: 16 }, (_, i) => {
-      const url = `${rig.site.base}/slow/${100 + i}`;
+      const url = `${rig.site.base}/${i < 10 ? 'p' : 'slow'}/${100 + i}`;
       titles[url] = `Page ${100 + i}`;
       return urlJob(url);
     });
@@ -232,11 +234,13 @@ describe('fault rows: bad input', () => {
     await rig.closeClient(client);
   });
 
-  it('when a client sends range jobs several to a message (pipeline.range-jobs.v1), then each is answered by its id; a bad job among them is answered ok:false alone and the message dead-lettered once; a message that cannot be taken is dead-lettered and its readable jobs answered ok:false', async () => {
+  it('when a client sends jobs several to a message (pipeline.range-jobs.v1, pipeline.url-jobs.v1), then each is answered by its id; a bad job among them is answered ok:false alone and the message dead-lettered once; a message that cannot be taken is dead-lettered and its readable jobs answered ok:false', async () => {
     interface BundleCase {
       name: string;
       routingKey?: string;
       exchange?: string;
+      /** The message's type (default pipeline.range-jobs.v1). */
+      type?: string;
       body: string;
       dead?: RegExp;
       /** Per job id, in order: ok with this list, or this error code; or one plain ok:false result with a code. */
@@ -262,12 +266,28 @@ describe('fault rows: bad input', () => {
         results: [{ id: 'a', code: 'PIPELINE_ERR_LIMIT_EXCEEDED' }, { id: 'b', code: 'PIPELINE_ERR_LIMIT_EXCEEDED' }],
       },
       {
-        name: 'to a service that takes one job a message',
+        name: 'range jobs to the title fetcher',
         exchange: 'pipeline.urls',
         routingKey: 'url.title',
         body: '{"jobs":[{"id":"u1","url":"http://127.0.0.1/a"},{"id":"u2","url":"http://127.0.0.1/b"}]}',
-        dead: /title-fetcher takes one job a message/,
+        dead: /title-fetcher takes bundles of type pipeline.url-jobs.v1: a pipeline.range-jobs.v1 message is not accepted here/,
         results: [{ id: 'u1', code: INVALID }, { id: 'u2', code: INVALID }],
+      },
+      {
+        name: 'URL jobs to the prime-filter',
+        type: 'pipeline.url-jobs.v1',
+        body: '{"jobs":[{"id":"a","from":1,"to":10}]}',
+        dead: /prime-filter takes bundles of type pipeline.range-jobs.v1: a pipeline.url-jobs.v1 message is not accepted here/,
+        results: [{ id: 'a', code: INVALID }],
+      },
+      {
+        name: 'URL jobs that are not URL jobs',
+        exchange: 'pipeline.urls',
+        routingKey: 'url.title',
+        type: 'pipeline.url-jobs.v1',
+        body: '{"jobs":[{"id":"e","url":""},{"id":"n","url":5}]}',
+        dead: /job "e": .*url: must not be empty; job "n": .*url: must be a string/,
+        results: [{ id: 'e', code: INVALID }, { id: 'n', code: INVALID }],
       },
       { name: 'repeated ids', body: '{"jobs":[{"id":"a","from":1,"to":2},{"id":"a","from":3,"to":4}]}', dead: /job ids must be distinct/, results: { single: INVALID } },
       { name: 'a single job sent as a bundle', body: '{"from":1,"to":10}', dead: /jobs: must be an array of jobs/, results: { single: INVALID } },
@@ -291,7 +311,7 @@ describe('fault rows: bad input', () => {
           replyTo: replies.queue,
           correlationId: id,
           contentType: 'application/json',
-          type: 'pipeline.range-jobs.v1',
+          type: c.type ?? 'pipeline.range-jobs.v1',
         });
       }
       const deadline = Date.now() + 20_000;

@@ -7,6 +7,7 @@ import {
   RangeJobSchema,
   rangeEcho,
   rangeWidth,
+  RANGE_BUNDLE_TYPE,
   assertRangeWidth,
   createLogger,
   listOutput,
@@ -41,8 +42,8 @@ await serviceMain(SERVICE, async () => {
       echo: rangeEcho,
       // Small jobs: up to PREFETCH in flight; large ones: as few as keep it busy (no hoarding).
       adaptivePrefetch: { min: pool.threads + 1 },
-      // Several small jobs in one message (docs/protocol.md): up to MAX_BUNDLE_NUMBERS numbers in all.
-      bundle: { numbers: rangeWidth },
+      // Several small jobs in one message (docs/protocol.md): up to MAX_BUNDLE_NUMBERS numbers in all, run in turn.
+      bundle: { type: RANGE_BUNDLE_TYPE, numbers: rangeWidth },
       async handle(job) {
         assertRangeWidth(job, { maxListWidth: config.MAX_RANGE_WIDTH, maxCountWidth: config.MAX_COUNT_WIDTH });
         if (job.count) {

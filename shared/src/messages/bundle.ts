@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import { RANGE_JOB_TYPE } from './range-job.js';
+import { URL_JOB_TYPE } from './url-job.js';
 
 /**
  * Several range jobs in one message, and their results in one reply (docs/protocol.md,
@@ -7,6 +9,21 @@ import { z } from 'zod';
  * before; a service tells the two apart by the message's `type`.
  */
 export const RANGE_BUNDLE_TYPE = 'pipeline.range-jobs.v1';
+/** Several URL jobs in one message, for the title fetcher: the same shape, each job `{"id", "url"}`. */
+export const URL_BUNDLE_TYPE = 'pipeline.url-jobs.v1';
+/** Most jobs a URL bundle may carry: its reply waits for its slowest page. */
+export const MAX_URL_BUNDLE_JOBS = 100;
+
+/** The type of a job alone, by the type of a bundle of such jobs. */
+export const BUNDLED_JOB_TYPES: Readonly<Record<string, string>> = {
+  [RANGE_BUNDLE_TYPE]: RANGE_JOB_TYPE,
+  [URL_BUNDLE_TYPE]: URL_JOB_TYPE,
+};
+
+/** Whether a message's `type` says it carries several jobs. */
+export function isBundleType(type: unknown): type is string {
+  return typeof type === 'string' && Object.hasOwn(BUNDLED_JOB_TYPES, type);
+}
 /** The reply to a bundle: one result per job, each with the job's id. */
 export const RESULTS_BUNDLE_TYPE = 'pipeline.results.v1';
 

@@ -1,0 +1,11 @@
+import amqp from 'amqplib';
+const conn = await amqp.connect('amqp://guest:guest@127.0.0.1:5672', { noDelay: true });
+const ec = await conn.createConfirmChannel();
+const q = process.env.Q;
+await ec.assertQueue(q, { durable: true, arguments: { 'x-queue-type': 'quorum' } });
+await ec.prefetch(10);
+const answer = Buffer.from('{"ok":true,"kind":"primes","primes":[2,3,5,7]}');
+const extra = process.env.EXTRA ? { type: 'pipeline.result.v1', appId: 'prime-filter', userId: 'guest', timestamp: 1, mandatory: true } : {};
+await ec.consume(q, (m) => m && ec.publish('', m.properties.replyTo, answer, { correlationId: m.properties.correlationId, persistent: true, contentType: 'application/json', ...extra }, (err) => { if (!err) ec.ack(m); }));
+console.log('ready');
+process.on('SIGTERM', async () => { await ec.deleteQueue(q); process.exit(0); });
