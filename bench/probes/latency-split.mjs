@@ -1,5 +1,6 @@
 // Which side adds latency to one job at a time: our service vs a bare echo, our session vs a
-// bare requester (all four pairings), p50 / p99 of 300 after 50 to warm up.
+// bare requester, p50 / p99 of 300 after 50 to warm up. (Our session does not take the bare
+// echo's answers: they do not fit its job, fit.ts, so that pairing is left out.)
 // node bench/probes/latency-split.mjs   (AMQP_URL, default the local broker)
 import { randomUUID } from 'node:crypto';
 import amqp from 'amqplib';
@@ -25,11 +26,9 @@ const rq = await bareRequester(url, replyQ);
 const bareCall = (exchange, key) => rq.call(exchange, key);
 const client = await PipelineClient.connect(config, createLogger('probe', { level: 'error' }, 2));
 const session = await client.session();
-const echoJob = { exchange: '', routingKey: echoQ, type: 'x', body: { from: 1, to: 100 }, kinds: ['primes'] };
 const variants = {
   'bare requester -> bare echo': () => bareCall('', echoQ),
   'bare requester -> our prime-filter': () => bareCall('pipeline.ranges', 'range.primes'),
-  'our session -> bare echo': () => session.call(echoJob),
   'our session -> our prime-filter': () => session.call(rangeJob('primes', { from: 1, to: 100 })),
 };
 const times = Object.fromEntries(Object.keys(variants).map((k) => [k, []]));

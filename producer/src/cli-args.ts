@@ -76,8 +76,8 @@ Environment:
   SERVICE_USERS       whose results are taken: roles (the services' own broker users;
                       default for the user producer), primes=U,squares=U,title=U, or off
   WORK_QUEUE_TYPE     quorum (default) or classic; must match the services' setting
-  JOBS_PER_MESSAGE    small jobs sent in one message (default 50); 1 for services
-                      from before 2026-12-07, which take one job a message
+  JOBS_PER_MESSAGE    small jobs sent in one message (default 50; URLs 10 at most);
+                      1 for services from before bundles, which take one job a message
 
 Exit codes:
   0 every job succeeded     1 some job failed (its error is printed)

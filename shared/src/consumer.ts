@@ -695,6 +695,7 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
    * not a bundle: workBundle refuses it.
    */
   async function splitBundle(s: Session, msg: ConsumeMessage, redeliveries: number, jobLog: JobLog): Promise<boolean> {
+    if (def.bundle?.type !== msg.properties.type) return false;
     let jobs: { id: string; [k: string]: unknown }[];
     try {
       const bundle = BundleSchema.safeParse(JSON.parse(msg.content.toString('utf8')));
