@@ -704,18 +704,12 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
     } catch {
       return false;
     }
-    const type = BUNDLED_JOB_TYPES[String(msg.properties.type)] as string;
     const headers = { ...withoutKeys(msg.properties.headers, 'x-delivery-count', REDELIVERIES_HEADER), [REDELIVERIES_HEADER]: redeliveries };
     await Promise.all(
-      jobs.map(({ id, ...fields }) =>
-        s.publisher.publish('', queue.name, Buffer.from(JSON.stringify(fields)), {
-          ...copiedProperties(msg.properties),
-          correlationId: id,
-          messageId: `${String(msg.properties.messageId ?? msg.properties.correlationId)}/${id}`,
-          type,
-          headers,
-        }),
-      ),
+      jobs.map(({ id, ...fields }) => {
+        const { content, ...alone } = aloneCopy(msg, id, fields);
+        return s.publisher.publish('', queue.name, content, { ...copiedProperties(msg.properties), ...alone, headers });
+      }),
     );
     s.acks.ack(msg);
     jobLog.warn({ jobs: jobs.length, redeliveries }, 'a redelivered bundle split into its jobs, each alone again in the work queue');
@@ -803,12 +797,7 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
     for (const [i, d] of done.entries()) {
       if (d.retry === undefined) continue;
       const j = jobs[i]!;
-      const delayMs = await retryLater(s, msg, attempt, d.retry, {
-        content: Buffer.from(JSON.stringify(j.fields)),
-        correlationId: j.id,
-        messageId: `${String(msg.properties.messageId ?? msg.properties.correlationId)}/${j.id}`,
-        type: BUNDLED_JOB_TYPES[String(msg.properties.type)] as string,
-      });
+      const delayMs = await retryLater(s, msg, attempt, d.retry, aloneCopy(msg, j.id, j.fields));
       jobLog.warn({ err: toWireError(d.retry), job: j.id, attempt, delayMs }, 'a job of a bundle failed; retrying it alone later');
     }
     const reasons = done.flatMap((d) => (d.reason ? [d.reason] : []));
@@ -1020,6 +1009,20 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
  * How many times this job has been delivered before: a quorum queue's x-delivery-count, or on
  * a classic queue the count its service put in REDELIVERIES_HEADER when it put the job back.
  */
+/**
+ * One job of a bundle as a job alone in its message: its fields as the body, its id as the
+ * correlation id, the single job's type, and a message id made from the bundle's (the same
+ * every time the bundle is split, so a copy made twice is recognisably the same job).
+ */
+function aloneCopy(bundle: ConsumeMessage, id: string, fields: Record<string, unknown>): { content: Buffer; correlationId: string; messageId: string; type: string } {
+  return {
+    content: Buffer.from(JSON.stringify(fields)),
+    correlationId: id,
+    messageId: `${String(bundle.properties.messageId ?? bundle.properties.correlationId)}/${id}`,
+    type: BUNDLED_JOB_TYPES[String(bundle.properties.type)] as string,
+  };
+}
+
 /**
  * Deliveries before this one: the broker's count (quorum) plus those a copy carries with it
  * (REDELIVERIES_HEADER: a classic queue's recount, or a job split out of a redelivered bundle).
