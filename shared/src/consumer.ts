@@ -688,11 +688,11 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
   }
 
   /**
-   * A bundle delivered again (a service died with it, perhaps killed by one of its jobs): each
-   * of its jobs goes back to the work queue alone, carrying the bundle's delivery count, and the
-   * bundle is acked once they are confirmed. A job that kills the service is then counted and
-   * parked by itself, and its companions run as usual. False (nothing done) for a body that is
-   * not a bundle: workBundle refuses it.
+   * A bundle delivered a third time (services died with it twice, perhaps killed by one of its
+   * jobs): each of its jobs goes back to the work queue alone, carrying the bundle's delivery
+   * count, and the bundle is acked once they are confirmed. A job that kills the service is then
+   * counted and parked by itself, and its companions run as usual. False (nothing done) for a
+   * body that is not a bundle: workBundle refuses it.
    */
   async function splitBundle(s: Session, msg: ConsumeMessage, redeliveries: number, jobLog: JobLog): Promise<boolean> {
     if (def.bundle?.type !== msg.properties.type) return false;
@@ -877,7 +877,7 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
         return 'requeued';
       }
       if (isBundleType(msg.properties.type)) {
-        if (redeliveries > 0 && (await splitBundle(s, msg, redeliveries, jobLog))) return 'requeued';
+        if (redeliveries >= SPLIT_AT_REDELIVERIES && (await splitBundle(s, msg, redeliveries, jobLog))) return 'requeued';
         return await workBundle(s, msg, attempt, jobLog);
       }
       let job: Job;
@@ -1009,6 +1009,15 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
  * How many times this job has been delivered before: a quorum queue's x-delivery-count, or on
  * a classic queue the count its service put in REDELIVERIES_HEADER when it put the job back.
  */
+/**
+ * Deliveries a bundle has had before it is split (splitBundle). Not at the first: a replica
+ * killed from outside hands back its whole prefetch, and its bundles, run whole again (one at a
+ * time, as any redelivered job), are done at once; split, every job of them would be a suspect
+ * run one at a time. Twice is a pattern: from then on each job is counted on its own, and a
+ * job that crashes its service still reaches the delivery limit after four crashes in all.
+ */
+const SPLIT_AT_REDELIVERIES = 2;
+
 /**
  * One job of a bundle as a job alone in its message: its fields as the body, its id as the
  * correlation id, the single job's type, and a message id made from the bundle's (the same

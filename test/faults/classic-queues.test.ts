@@ -123,7 +123,7 @@ describe('classic work queues (WORK_QUEUE_TYPE=classic)', () => {
     expect(kills).toBe(4);
     expect(requeued).toBeGreaterThanOrEqual(4);
     expect(innocentsDead, 'innocent jobs dead-lettered because they were in flight at a crash').toHaveLength(0);
-    // The poison went in one message with nine innocents: that message, delivered again, was
+    // The poison went in one message with nine innocents: that message, delivered a third time, was
     // split into its jobs, and only the poison job was counted to the limit.
     expect(rig.log.find('a redelivered bundle split into its jobs, each alone again in the work queue', since).length).toBeGreaterThanOrEqual(1);
     expect(f).toMatchObject({ lost: 0, wrong: 0, unexpected: 0, outputDuplicates: 0 });
