@@ -26,6 +26,13 @@ import {
   ownedQueueId,
   producerExchangeName,
   declareProducerExchange,
+  TraceAttributes,
+  endSpan,
+  flushTracing,
+  publishSpan,
+  startTracing,
+  tracing,
+  type TraceSpan as Span,
 } from '@amqp-pipeline/shared/client';
 import type { RecoveringChannelModel } from 'amqplib';
 import { mergeProgress } from './checkpoint.js';
@@ -180,6 +187,8 @@ export class PipelineClient {
   }
 
   static async connect(config: Config, log: Logger, connectionName = connectionNameFor('pipeline-cli')): Promise<PipelineClient> {
+    // Spans over OTLP when the OTEL_* variables ask for them (off by default; see shared/src/tracing.ts).
+    await startTracing('pipeline', log);
     const model = await connectBroker({
       url: config.AMQP_URL,
       urlOrder: config.AMQP_URL_ORDER,
@@ -206,6 +215,24 @@ export class PipelineClient {
    * the timeout passes; results not gathered stay in the queue for `collect`.
    */
   async submit(jobs: JobSpec[], opts: SubmitOptions): Promise<BatchOutcome> {
+    const t = tracing();
+    if (!t) return this.submitJobs(jobs, opts);
+    // Traced: a `pipeline batch` span for the whole batch, the parent of each message's publish
+    // span: one trace per batch (`range` is two jobs, and its trace shows both services; see docs/protocol.md, Tracing).
+    const batch = opts.batch ?? newBatchId();
+    const span = t.tracer.startSpan('pipeline batch', { attributes: { [TraceAttributes.batch]: batch, [TraceAttributes.jobs]: jobs.length, 'pipeline.wait': opts.wait } });
+    try {
+      const outcome = await this.submitJobs(jobs, { ...opts, batch }, span);
+      span.setAttribute('pipeline.results.failed', outcome.failed);
+      endSpan(t, span, outcome.complete || !opts.wait ? 'ok' : 'incomplete');
+      return outcome;
+    } catch (err) {
+      endSpan(t, span, 'failed', (err as { code?: string }).code ?? 'Error', (err as Error).message);
+      throw err;
+    }
+  }
+
+  private async submitJobs(jobs: JobSpec[], opts: SubmitOptions, batchSpan?: Span): Promise<BatchOutcome> {
     const batch = opts.batch ?? newBatchId();
     const place = this.placeOf(batch);
     // The batch's queues are declared at once; the jobs go out as soon as the reply queue is
@@ -250,7 +277,19 @@ export class PipelineClient {
                 Array.from({ length: count }, (_, k) => correlationIdFor(batch, first + k)),
                 replyQueue,
               );
-        await this.publisher.publish(job.exchange, job.routingKey, message.content, message.options, deadline);
+        const t = batchSpan && tracing();
+        if (!t) return this.publisher.publish(job.exchange, job.routingKey, message.content, message.options, deadline);
+        const { span, headers } = publishSpan(t, job.exchange, job.routingKey, message.options, {
+          parent: batchSpan,
+          attributes: { [TraceAttributes.batch]: batch, [TraceAttributes.jobs]: count },
+        });
+        try {
+          await this.publisher.publish(job.exchange, job.routingKey, message.content, { ...message.options, headers: { ...message.options.headers, ...headers } }, deadline);
+          span.end();
+        } catch (err) {
+          endSpan(t, span, 'failed', (err as { code?: string }).code ?? 'Error');
+          throw err;
+        }
       });
     };
     const publishManifest = async () => {
@@ -449,6 +488,7 @@ export class PipelineClient {
       this.log.warn({ waitedMs: CLOSE_WAIT_MS }, 'batch clean-up did not finish; closing anyway (unfinished results stay queued for collect)');
     }
     await within(this.model.close().catch(() => {}), CLOSE_WAIT_MS);
+    await flushTracing();
   }
 
   /** Reads a batch's results (gather.ts): the reply window, the collector and checkpoints wired together. */

@@ -28,7 +28,11 @@ import {
   RESULTS_BUNDLE_TYPE,
   RESULT_TYPE,
   ResultsBundleSchema,
+  TraceAttributes,
   declareProgressQueue,
+  endSpan,
+  processSpan,
+  tracing,
   manifestQueueName,
   progressQueueName,
   within,
@@ -425,7 +429,19 @@ export async function gather(
   const finished = new Promise<boolean>((resolve) => (settle = resolve));
   let stopping = false;
 
+  // With tracing on, a `process <reply queue>` span per reply message, a child of the
+  // service's reply publish (the reply's traceparent).
   const onMessage = (msg: ConsumeMessage | null) => {
+    const t = msg ? tracing() : undefined;
+    if (!t || !msg) return take(msg);
+    const { span } = processSpan(t, replyQueue, msg, { [TraceAttributes.batch]: batch });
+    try {
+      take(msg);
+    } finally {
+      endSpan(t, span, stopping ? 'left for collect' : 'received');
+    }
+  };
+  const take = (msg: ConsumeMessage | null) => {
     if (msg === null) return settle(false); // the queue was deleted
     // After the end nothing more is taken in: what arrives now stays unacknowledged, and
     // goes back to the queue (for `collect`) when the channel closes.

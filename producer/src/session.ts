@@ -2,6 +2,11 @@ import {
   AckBatcher,
   ErrorCodes,
   PipelineError,
+  endSpan,
+  isPipelineError,
+  processSpan,
+  publishSpan,
+  tracing,
   ResultSchema,
   replyQueueName,
   ownedQueueId,
@@ -155,8 +160,19 @@ export class PipelineSession {
     if (opts.signal?.aborted) onAbort();
     opts.signal?.addEventListener('abort', onAbort, { once: true });
     const message = jobMessage(job, id, this.replyQueue);
+    const t = tracing();
+    // With tracing on: a `publish` span, a child of the caller's active span (if any), its context in the job's headers.
+    const traced = t ? publishSpan(t, job.exchange, job.routingKey, message.options) : undefined;
+    const options = traced ? { ...message.options, headers: { ...message.options.headers, ...traced.headers } } : message.options;
     this.deps
-      .publish(job.exchange, job.routingKey, message.content, message.options, deadline)
+      .publish(job.exchange, job.routingKey, message.content, options, deadline)
+      .then(
+        () => traced?.span.end(),
+        (err: unknown) => {
+          if (traced) endSpan(t!, traced.span, 'failed', isPipelineError(err) ? err.code : 'Error');
+          throw err;
+        },
+      )
       .catch((err: unknown) => {
         fail(err instanceof Error ? err : new Error(String(err)));
         this.abandonedIds.delete(id); // not published: no result will come
@@ -231,6 +247,18 @@ export class PipelineSession {
   }
 
   private onReply(msg: ConsumeMessage | null, acks: AckBatcher): void {
+    const t = msg ? tracing() : undefined;
+    if (!t || !msg) return this.take(msg, acks);
+    // A `process <session queue>` span per reply, a child of the service's reply publish.
+    const { span } = processSpan(t, this.replyQueue, msg);
+    try {
+      this.take(msg, acks);
+    } finally {
+      endSpan(t, span, 'received');
+    }
+  }
+
+  private take(msg: ConsumeMessage | null, acks: AckBatcher): void {
     if (msg === null) {
       // The queue was deleted under us: declare it again (results already in it are gone).
       this.channel?.close().catch(() => {});

@@ -86,3 +86,19 @@ export {
 export { ManifestSchema, OutputMode, MANIFEST_TYPE, ProgressSchema, PROGRESS_TYPE, TotalsSchema, type Manifest, type Progress, type Totals } from './messages/manifest.js';
 export { EXIT_CONFIG } from './service.js';
 export { brokerDefinitions, defaultUsers, rabbitPasswordHash, type UserSpec } from './definitions.js';
+export {
+  tracing,
+  tracingRequested,
+  startTracing,
+  stopTracing,
+  flushTracing,
+  publishSpan,
+  processSpan,
+  settleSpan,
+  endSpan,
+  inSpan,
+  Attr as TraceAttributes,
+  type Tracing,
+  type TracingRequest,
+  type TraceSpan,
+} from './tracing.js';

@@ -13,6 +13,7 @@ import { startHealthServer, type HealthServer } from './health.js';
 import { ServiceMetrics, type JobOutcome } from './metrics.js';
 import { AckBatcher } from './acks.js';
 import { within } from './within.js';
+import { Attr, endSpan, flushTracing, inSpan, processSpan, publishSpan, settleSpan, startTracing, tracing } from './tracing.js';
 import { Publisher } from './publisher.js';
 import { DELIVERY_LIMIT, Exchanges, REDELIVERIES_HEADER, RETRY_TIERS, declareTopology, replyToProblem, retryQueueName, topologyFor, withQueueType, type QueueSpec } from './topology.js';
 
@@ -393,6 +394,7 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
 
   async function deadLetter(s: Session, msg: ConsumeMessage, code: string, reason: string): Promise<void> {
     const { properties, fields } = msg;
+    tracing()?.api.trace.getActiveSpan()?.addEvent('dead-lettered', { [Attr.errorCode]: code, 'pipeline.reason': reason.slice(0, 500) });
     await s.publisher.publish(Exchanges.deadLetter.name, fields.routingKey, msg.content, {
       ...copiedProperties(properties),
       headers: {
@@ -423,6 +425,7 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
     const delayMs = delays[Math.min(attempt - 1, delays.length - 1)] as number;
     const tier = Math.min(attempt, RETRY_TIERS);
     const wire = toWireError(err);
+    tracing()?.api.trace.getActiveSpan()?.addEvent('retry scheduled', { [Attr.errorCode]: wire.code, [Attr.attempt]: attempt, 'pipeline.retry.delay_ms': delayMs, ...(alone ? { [Attr.jobId]: alone.correlationId } : {}) });
     await s.publisher.publish('', retryQueueName(queue.name, tier), alone?.content ?? msg.content, {
       ...copiedProperties(msg.properties),
       ...(alone ? { correlationId: alone.correlationId, messageId: alone.messageId, type: alone.type } : {}),
@@ -470,7 +473,9 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
       timestamp: Math.floor(Date.now() / 1000),
     };
     try {
-      await s.publisher.publish('', replyTo, body, options);
+      const t = tracing();
+      if (t) await tracedReply(t, s, replyTo, body, options, result);
+      else await s.publisher.publish('', replyTo, body, options);
     } catch (err) {
       if (!(isPipelineError(err) && err.code === ErrorCodes.UNROUTABLE)) throw err;
       // The reply queue is gone (expired or deleted): keep the result where an operator can find it.
@@ -494,6 +499,24 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
           [DeadLetterHeaders.service]: def.service,
         },
       });
+    }
+  }
+
+  /** The reply's publish in a `publish amq.default` span, its context in the reply's headers; a failure marks the process span. */
+  async function tracedReply(t: NonNullable<ReturnType<typeof tracing>>, s: Session, replyTo: string, body: Buffer, options: Record<string, unknown>, result: Result | Buffer): Promise<void> {
+    if (!Buffer.isBuffer(result) && !result.ok) {
+      const processing = t.api.trace.getActiveSpan();
+      processing?.setAttribute(Attr.errorType, result.error.code);
+      processing?.setAttribute(Attr.errorCode, result.error.code);
+      processing?.setStatus({ code: t.api.SpanStatusCode.ERROR, message: result.error.message.slice(0, 500) });
+    }
+    const { span, headers } = publishSpan(t, '', replyTo, { correlationId: options.correlationId, type: options.type }, { attributes: { [Attr.bodySize]: body.length } });
+    try {
+      await s.publisher.publish('', replyTo, body, { ...options, headers });
+      span.end();
+    } catch (err) {
+      endSpan(t, span, 'failed', isPipelineError(err) ? err.code : 'Error');
+      throw err;
     }
   }
 
@@ -757,14 +780,17 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
         };
       }
       try {
-        const value = await def.handle(j.job, {
-          get log() {
-            return log.child({ correlationId: j.id, bundle: msg.properties.correlationId, attempt });
-          },
-          correlationId: j.id,
-          attempt,
-          signal: shutdown.signal,
-        });
+        const job = j.job;
+        const handle = () =>
+          def.handle(job, {
+            get log() {
+              return log.child({ correlationId: j.id, bundle: msg.properties.correlationId, attempt });
+            },
+            correlationId: j.id,
+            attempt,
+            signal: shutdown.signal,
+          });
+        const value = tracing() ? await inSpan(`work ${def.kind}`, { [Attr.jobId]: j.id, [Attr.attempt]: attempt }, handle) : await handle();
         return { outcome: 'ok', seconds: seconds(), item: await successItem(j.id, j.echo, value) };
       } catch (err) {
         const retryable = !isPipelineError(err) || err.retryable;
@@ -828,7 +854,7 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
     metrics.jobStarted();
     let outcome: JobOutcome = 'handed_back';
     try {
-      outcome = await work(s, msg);
+      outcome = tracing() ? await tracedWork(s, msg) : await work(s, msg);
       if (outcome === 'ok') {
         // How long this job was in our hands: queued, worked on, answered (confirmed) and acked.
         const held = performance.now() - deliveredAt;
@@ -838,6 +864,26 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
       metrics.jobFinished(def.kind, outcome, (performance.now() - started) / 1000);
     }
     return outcome;
+  }
+
+  /**
+   * `work` inside a `process <queue>` span, a child of the job's traceparent; the reply's
+   * publish, the work of each job and the ack are spans inside it (see shared/src/tracing.ts).
+   */
+  async function tracedWork(s: Session, msg: ConsumeMessage): Promise<JobOutcome> {
+    const t = tracing()!;
+    const attempt = (Number(msg.properties.headers?.[RetryHeaders.attempts]) || 0) + 1;
+    const { span, context } = processSpan(t, queue.name, msg, { [Attr.attempt]: attempt, [Attr.service]: def.service });
+    return t.api.context.with(context, async () => {
+      let outcome: JobOutcome = 'handed_back';
+      try {
+        outcome = await work(s, msg);
+        settleSpan(t, queue.name, outcome === 'handed_back' ? 'nack' : 'ack');
+        return outcome;
+      } finally {
+        endSpan(t, span, outcome);
+      }
+    });
   }
 
   /** Handles one delivery to its end (acked, or handed back); says how it ended. */
@@ -891,14 +937,16 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
       const echo = def.echo?.(job);
       let result: Result;
       try {
-        const value = await def.handle(job, {
-          get log() {
-            return jobLogger();
-          },
-          correlationId,
-          attempt,
-          signal: shutdown.signal,
-        });
+        const handle = () =>
+          def.handle(job, {
+            get log() {
+              return jobLogger();
+            },
+            correlationId,
+            attempt,
+            signal: shutdown.signal,
+          });
+        const value = tracing() ? await inSpan(`work ${def.kind}`, { [Attr.jobId]: correlationId, [Attr.attempt]: attempt }, handle) : await handle();
         if (isListOutput(value)) {
           const parts = await replyList(s, msg, value, echo);
           s.acks.ack(msg);
@@ -940,6 +988,8 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
     }
   }
 
+  // Spans over OTLP when the OTEL_* variables ask for them (off by default: see tracing.ts).
+  await startTracing(def.service, log);
   const model: RecoveringChannelModel = await connectBroker({
     url: config.AMQP_URL,
     urlOrder: config.AMQP_URL_ORDER,
@@ -1000,6 +1050,7 @@ export async function runConsumer<Job>(def: ServiceDefinition<Job>, opts: Consum
       if (last) await within(last.channel.close().catch(() => {}), 5000);
       await model.close().catch(() => {});
       await health?.close();
+      await flushTracing();
       log.info('closed');
     },
   };

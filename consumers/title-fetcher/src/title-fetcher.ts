@@ -13,7 +13,7 @@
  *   order, and give up when their job's deadline passes or it is aborted.
  */
 import { Agent } from 'undici';
-import { ErrorCodes, PipelineError } from '@amqp-pipeline/shared';
+import { ErrorCodes, PipelineError, inSpan, tracing } from '@amqp-pipeline/shared';
 import type { Config } from '@amqp-pipeline/shared';
 import { BLOCKED_ADDRESS, allowAnyAddress, hostAllowlist, publicAddressesOnly } from './address-policy.js';
 import type { AddressPolicy } from './address-policy.js';
@@ -118,15 +118,20 @@ export function createTitleFetcher(options: TitleFetcherOptions): TitleFetcher {
           details: { url },
         });
       }
-      return fetchTitle(url, {
-        timeoutMs: options.timeoutMs,
-        maxBytes: options.maxBytes,
-        maxRedirects: options.maxRedirects,
-        dispatcher: agent,
-        admit,
-        ...(signal && { signal }),
-        ...(options.userAgent !== undefined && { userAgent: options.userAgent }),
-      });
+      const fetching = () =>
+        fetchTitle(url, {
+          timeoutMs: options.timeoutMs,
+          maxBytes: options.maxBytes,
+          maxRedirects: options.maxRedirects,
+          dispatcher: agent,
+          admit,
+          ...(signal && { signal }),
+          ...(options.userAgent !== undefined && { userAgent: options.userAgent }),
+        });
+      const t = tracing();
+      if (!t) return fetching();
+      // A CLIENT span for the page's fetch (redirects and the wait for a slot included).
+      return inSpan('GET', { 'http.request.method': 'GET', 'url.full': url }, fetching, t.api.SpanKind.CLIENT);
     },
     close() {
       // Fetches in flight finish (at their deadline at the latest) before the pool closes.
