@@ -30,6 +30,17 @@ describe('cli-args', () => {
     expect(() => parse(['--frob'])).toThrow(UsageError);
   });
 
+  it('when `status` is parsed, then --watch and --json are read and it takes no arguments', () => {
+    expect(parsed(['status'])).toMatchObject({ command: 'status', args: [], watch: false, json: false });
+    expect(parsed(['status', '--watch', '--json'])).toMatchObject({ command: 'status', watch: true, json: true });
+    expect(parsed(['primes', '1', '9']).watch).toBe(false);
+    expect(() => checkArgs(parsed(['status', '--watch']))).not.toThrow();
+    expect(() => checkArgs(parsed(['status', 'now']))).toThrow(/'status' takes no arguments/);
+    expect(() => checkArgs(parsed(['primes', '1', '9', '--watch']))).toThrow(/--watch applies to 'status'/);
+    expect(HELP).toContain('PIPELINE_MANAGEMENT_URL');
+    expect(HELP).toContain('--watch');
+  });
+
   it('when --help is printed, then it lists every command', () => {
     for (const c of COMMANDS.filter((c) => c !== 'help')) expect(HELP).toContain(`pipeline ${c}`);
   });
@@ -56,6 +67,8 @@ COMP_WORDS=(${words.map((w) => `'${w}'`).join(' ')}); COMP_CWORD=${words.length 
     expect(complete('bash', ['pipeline', 'primes', '--chunk', ''])).toEqual([]);
     expect(complete('bash', ['pipeline', 'primes', ''])).toEqual([]);
     expect(complete('bash', ['pipeline', '--json', 'ti'])).toEqual(['titles']);
+    expect(complete('bash', ['pipeline', 'st'])).toEqual(['status']);
+    expect(complete('bash', ['pipeline', 'status', '--w'])).toEqual(['--watch']);
   });
 
   it('when the zsh script is asked for, then it loads bashcompinit and defines the same function', () => {

@@ -28,6 +28,10 @@ Usage:
   pipeline titles URL...          the <title> of each web page
   pipeline titles --file FILE     URLs from FILE, one per line ('-' reads stdin)
   pipeline collect BATCH          results of an earlier batch (see --no-wait)
+  pipeline status [--watch]       what waits in the broker, from its management HTTP API:
+                                  batches waiting for collection, each work queue (depth,
+                                  rates, retries, consumers) and the dead letters by
+                                  reason; --json fields: see 'pipeline status --json' below
   pipeline topology               the exchanges, queues, bindings and per-role permissions
   pipeline topology --export      the same as broker definitions (JSON) for load_definitions:
                                   this is how rabbitmq/definitions.json is made
@@ -44,6 +48,9 @@ Options:
                     A long list arrives as several lines with "part": {"index", "last"}
   --timeout SECS    longest wait for results (default 120); what has not arrived
                     stays queued, and 'pipeline collect BATCH' picks it up later
+  --watch           with 'status': again every second until Ctrl-C (a terminal is redrawn
+                    like top; with --json, one object a line, or {"at", "error": {"code",
+                    "message"}} for a second it could not read); exits 0
   --no-wait         publish, print the batch id, and exit; results wait in a durable
                     queue (pipeline.replies.USER:BATCH, USER: the broker user) until
                     collected or expired; only that broker user can collect them
@@ -66,6 +73,20 @@ Examples:
   B=$(pipeline squares 1 50000 --no-wait --json | jq -r .batch); pipeline collect "$B"
   pipeline primes 1 1e8 --chunk 1e6 -o primes.jsonl   if it dies, finish with:
   pipeline collect BATCH -o primes.jsonl              (BATCH: see the log, or the file)
+  pipeline status --watch                   the batches, queues and dead letters, live
+  pipeline status --json | jq '.batches[] | select(.state == "waiting") | .batch'
+
+pipeline status --json: one object (with --watch, one a line; rates per second, null
+when the broker has none; ages in seconds, null for a batch id without a time stamp):
+  at, management, vhost, sessions {open, consuming},
+  batches [{user, batch, queue, startedAt, ageSeconds, ready, unacked, consumers,
+            state: "waiting" | "collecting"}],
+  queues  [{name, declared, type, ready, unacked, rateIn, rateOut, consumers,
+            clients [{name, consumers}], retry {ready, unacked, tiers [{name, ready, unacked}]}}],
+  dead    {name, declared, messages, ready, unacked, rateIn, sampleError,
+           sample {read, at, byReason [{code, count, services, example}]}}
+  (byReason covers the first 500 dead letters, read and put back in order; code is the
+  service's PIPELINE_ERR_..., or broker:REASON such as broker:delivery_limit)
 
 Environment:
   AMQP_URL            broker (default amqp://guest:guest@127.0.0.1:5672)
@@ -78,11 +99,16 @@ Environment:
   WORK_QUEUE_TYPE     quorum (default) or classic; must match the services' setting
   JOBS_PER_MESSAGE    small jobs sent in one message (default 50; URLs 10 at most);
                       1 for services from before bundles, which take one job a message
+  PIPELINE_MANAGEMENT_URL  for 'status': http[s]://USER:PASS@HOST:PORT[/PREFIX] of the
+                      management API; its user needs the management (or monitoring) tag.
+                      Default: AMQP_URL's host, user and password on http port 15672
+                      (amqps: https, 15671). The vhost is always AMQP_URL's
 
 Exit codes:
   0 every job succeeded     1 some job failed (its error is printed)
   2 usage error             3 broker unreachable or connection lost
   4 timed out (some results missing; collect them later)   78 bad configuration
+  ('status': 3 management API unreachable, 78 its user not allowed or a bad URL)
   130 interrupted (Ctrl-C or SIGTERM): what has not arrived stays queued for collect
 `;
 
@@ -99,6 +125,8 @@ export interface Parsed {
   timeoutMs: number;
   file: string | undefined;
   out: string | undefined;
+  /** `status --watch`: again every second until stopped. */
+  watch: boolean;
 }
 
 export function parse(argv: string[]): Parsed | 'help' | 'version' {
@@ -115,6 +143,7 @@ export function parse(argv: string[]): Parsed | 'help' | 'version' {
         chunk: { type: 'string' },
         timeout: { type: 'string' },
         'no-wait': { type: 'boolean', default: false },
+        watch: { type: 'boolean', default: false },
         export: { type: 'boolean', default: false },
         file: { type: 'string', short: 'f' },
         out: { type: 'string', short: 'o' },
@@ -137,7 +166,7 @@ export function parse(argv: string[]): Parsed | 'help' | 'version' {
   }
   const chunk = values.chunk === undefined ? undefined : integer('--chunk', values.chunk);
   if (chunk !== undefined && chunk < 1) throw new UsageError('--chunk must be at least 1');
-  return { command, export: values.export, args, json: values.json, count: values.count, chunk, wait: !values['no-wait'], timeoutMs, file: values.file, out: values.out };
+  return { command, export: values.export, args, json: values.json, count: values.count, chunk, wait: !values['no-wait'], timeoutMs, file: values.file, out: values.out, watch: values.watch };
 }
 
 /** An integer as people type it: 100, -5, 10_000_000, 1e10. Exact, or refused. */
@@ -155,7 +184,7 @@ export function integer(name: string, text: string | undefined): number {
 
 
 /** The commands, as --help lists them (`help` too, for `pipeline help`). */
-export const COMMANDS = ['range', 'primes', 'squares', 'titles', 'collect', 'topology', 'completion', 'help'] as const;
+export const COMMANDS = ['range', 'primes', 'squares', 'titles', 'collect', 'status', 'topology', 'completion', 'help'] as const;
 
 /** FROM and TO of `range`, `primes` or `squares`: two exact integers, FROM <= TO. */
 export function rangeArgs(p: Parsed): { from: number; to: number } {
@@ -172,6 +201,7 @@ export function rangeArgs(p: Parsed): { from: number; to: number } {
  */
 export function checkArgs(p: Parsed): void {
   if (!(COMMANDS as readonly string[]).includes(p.command)) throw new UsageError(`unknown command "${p.command}" (commands: ${COMMANDS.join(', ')})`);
+  if (p.watch && p.command !== 'status') throw new UsageError(`--watch applies to 'status', not to '${p.command}'`);
   switch (p.command) {
     case 'range':
     case 'primes':
@@ -180,6 +210,9 @@ export function checkArgs(p: Parsed): void {
       break;
     case 'collect':
       if (p.args.length !== 1) throw new UsageError("'collect' takes one batch id, as printed by --no-wait");
+      break;
+    case 'status':
+      if (p.args.length !== 0) throw new UsageError(`'status' takes no arguments (options: --json, --watch), not "${p.args.join(' ')}"`);
       break;
     case 'completion':
       if (p.args.length !== 1 || !(SHELLS as readonly string[]).includes(p.args[0] as string)) throw new UsageError(`'completion' takes the shell's name: ${SHELLS.join(' or ')}`);
@@ -190,7 +223,7 @@ export function checkArgs(p: Parsed): void {
 const SHELLS = ['bash', 'zsh'] as const;
 
 /** Every option, long and short, as the completion offers them. */
-const OPTIONS = ['--count', '--chunk', '--json', '--timeout', '--no-wait', '--export', '--file', '-f', '--out', '-o', '--help', '-h', '--version'];
+const OPTIONS = ['--count', '--chunk', '--json', '--timeout', '--no-wait', '--watch', '--export', '--file', '-f', '--out', '-o', '--help', '-h', '--version'];
 
 /**
  * A completion script for `shell`: commands first, then options; a file name after --file

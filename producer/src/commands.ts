@@ -21,6 +21,7 @@ import type { SingleBar } from 'cli-progress';
 import { Exit, UsageError, rangeArgs, type Parsed } from './cli-args.js';
 import { PipelineClient, type BatchOutcome } from './client.js';
 import type { Emitted } from './collector.js';
+import { statusCommand } from './status.js';
 import { BATCH_ID_PATTERN, chunkCount, countJobs, primeCountChunk, rangeJobs, urlJob, type JobSpec, type RangeTarget } from './jobs.js';
 import { HumanPrinter, jsonLine } from './output.js';
 import { ResultFile } from './result-file.js';
@@ -187,6 +188,9 @@ async function run(p: Parsed): Promise<number> {
     case 'titles':
       jobs = await titleJobs(p);
       break;
+    case 'status':
+      // The management HTTP API, not AMQP: no broker connection is opened.
+      return statusCommand({ json: p.json, watch: p.watch });
     case 'collect':
       if (p.args.length !== 1 || !BATCH_ID_PATTERN.test(p.args[0] as string)) throw new UsageError("'collect' takes one batch id, as printed by --no-wait");
       batch = p.args[0];
