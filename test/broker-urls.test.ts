@@ -5,22 +5,12 @@
 import { startServices, stopServices } from '@amqp-pipeline/devtools';
 import { PipelineClient, rangeJobs } from '@amqp-pipeline/producer';
 import { connectBroker, createLogger, loadConfig } from '@amqp-pipeline/shared';
-import { createServer, type AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { amqpUrl, batchQueue, withChannel } from './helpers.js';
-
-/** A loopback port with nothing listening on it (taken, then freed). */
-async function deadPort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const { port } = srv.address() as AddressInfo;
-  await new Promise<void>((r) => srv.close(() => r()));
-  return port;
-}
+import { amqpUrl, batchQueue, freePort, withChannel } from './helpers.js';
 
 describe('several broker URLs', () => {
   it('when one of the nodes named is down, then connecting goes on to the next and works, whichever comes first', async () => {
-    const dead = `amqp://guest:guest@127.0.0.1:${await deadPort()}`;
+    const dead = `amqp://guest:guest@127.0.0.1:${await freePort()}`;
     const lines: string[] = [];
     const log = createLogger('urls', { level: 'info' }, { write: (l: string) => (lines.push(l), true) } as never);
     for (let round = 0; round < 4; round++) {
@@ -42,7 +32,7 @@ describe('several broker URLs', () => {
   });
 
   it('when the producer is given several nodes, then its batch queues are quorum queues, and a batch completes', async () => {
-    const dead = `amqp://guest:guest@127.0.0.1:${await deadPort()}`;
+    const dead = `amqp://guest:guest@127.0.0.1:${await freePort()}`;
     // The shared broker's retry tiers are classic queues (one node): the service keeps them so.
     const [filter] = await startServices(['prime-filter'], { env: { AMQP_URL: `${dead},${amqpUrl()}`, REPLY_QUEUE_TYPE: 'classic' } });
     const client = await PipelineClient.connect(loadConfig({ AMQP_URL: `${dead},${amqpUrl()}` }), createLogger('urls', { level: 'warn' }, 2));

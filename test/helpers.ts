@@ -102,6 +102,15 @@ export async function withChannel<T>(fn: (ch: Channel, conn: ChannelModel) => Pr
   }
 }
 
+/** A loopback port with nothing listening on it (taken from the OS, then freed). */
+export async function freePort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
+  const { port } = srv.address() as AddressInfo;
+  await new Promise<void>((resolve) => srv.close(() => resolve()));
+  return port;
+}
+
 /** An HTTP server on 127.0.0.1, on a free port. */
 export async function httpServer(handler: RequestListener): Promise<{ server: Server; base: string; close: () => Promise<void> }> {
   const server = createServer(handler);

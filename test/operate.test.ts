@@ -1,20 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import os from 'node:os';
 import { ServiceProcess, type ServiceName } from '@amqp-pipeline/devtools';
 import { Roles, producerPermissionsFor, type Permissions } from '@amqp-pipeline/shared';
 import amqp from 'amqplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { amqpUrl, brokerRefusal, hasManagement, mgmt, runCli } from './helpers.js';
-
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
-  const { port } = srv.address() as { port: number };
-  await new Promise<void>((resolve) => srv.close(() => resolve()));
-  return port;
-}
+import { amqpUrl, brokerRefusal, freePort, hasManagement, mgmt, runCli } from './helpers.js';
 
 // .ci/run enables the management plugin; elsewhere these tests say why they are skipped.
 const describeManaged = describe.skipIf(!(await hasManagement()));

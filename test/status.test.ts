@@ -1,9 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { createServer } from 'node:net';
 import { ServiceProcess } from '@amqp-pipeline/devtools';
 import { userOfUrl } from '@amqp-pipeline/shared';
 import { afterEach, describe, expect, it } from 'vitest';
-import { amqpUrl, batchQueue, hasManagement, mgmt, runCli } from './helpers.js';
+import { amqpUrl, batchQueue, freePort, hasManagement, mgmt, runCli } from './helpers.js';
 
 /** The parts of `pipeline status --json` these tests read (see --help for all of it). */
 interface Status {
@@ -44,14 +43,6 @@ async function statusUntil(done: (s: Status) => boolean, timeoutMs = 15_000): Pr
   }
 }
 
-async function closedPort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
-  const { port } = srv.address() as { port: number };
-  await new Promise<void>((resolve) => srv.close(() => resolve()));
-  return port;
-}
-
 let started: ServiceProcess[] = [];
 afterEach(async () => {
   await Promise.all(started.map((s) => s.stop()));
@@ -60,7 +51,7 @@ afterEach(async () => {
 
 describe('pipeline status without its API', () => {
   it('when PIPELINE_MANAGEMENT_URL points at a closed port, then status exits 3 and names PIPELINE_MANAGEMENT_URL', async () => {
-    const port = await closedPort();
+    const port = await freePort();
     const run = await runCli(['status'], { env: { PIPELINE_MANAGEMENT_URL: `http://guest:s3cret-pw@127.0.0.1:${port}` } });
     expect(run.code, run.stderr).toBe(3);
     expect(run.stderr).toContain(`cannot reach the RabbitMQ management API at http://127.0.0.1:${port} (ECONNREFUSED)`);
