@@ -8,11 +8,13 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { ServiceProcess } from '@amqp-pipeline/devtools';
-import { PipelineClient, rangeJob } from '@amqp-pipeline/producer';
+import { PipelineClient } from '@amqp-pipeline/producer';
 import { createLogger, loadConfig, type Config } from '@amqp-pipeline/shared';
 import amqp, { type ConsumeMessage } from 'amqplib';
+import { smallJobs } from './jobs.js';
 import { brokerPid, cpuSeconds, median, rssMb } from './proc.js';
 import type { Row } from './table.js';
+import { tracingCost } from './tracing-cost.js';
 import { withVhost } from './vhost.js';
 
 const JOBS = Number(process.env.BENCH_JOBS ?? 20_000);
@@ -95,10 +97,6 @@ async function bareRequestReply(url: string, jobs: number, window: number, prefe
     await requester.close().catch(() => {});
     await echo.close().catch(() => {});
   }
-}
-
-function smallJobs(n: number, offset = 0) {
-  return Array.from({ length: n }, (_, i) => rangeJob('primes', { from: (offset + i) * 100, to: (offset + i) * 100 + 99 }));
 }
 
 /**
@@ -454,8 +452,8 @@ async function replyQueueCost(config: Config, jobs: number): Promise<{ classic: 
 
 const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
 
-/** BENCH_PARTS=ceiling,one,two,latency,backlog,classic,replyq picks parts of the suite (all by default). */
-const PARTS = new Set((process.env.BENCH_PARTS ?? 'ceiling,one,two,latency,backlog,classic,replyq').split(','));
+/** BENCH_PARTS=ceiling,one,two,latency,backlog,classic,replyq,tracing picks parts of the suite (all by default). */
+const PARTS = new Set((process.env.BENCH_PARTS ?? 'ceiling,one,two,latency,backlog,classic,replyq,tracing').split(','));
 
 export async function run(): Promise<Row[]> {
   const config = loadConfig(process.env);
@@ -560,6 +558,28 @@ export async function run(): Promise<Row[]> {
       { suite, case: `${JOBS} small jobs, 1 prime-filter, REPLY_QUEUE_TYPE=quorum on one node`, ours: median(c.quorum), baseline: median(c.classic), baselineName: 'the same with classic reply queues', unit: 'jobs/s', higherIsBetter: true, note: `a cluster's default, measured on one node; producers taking turns; ${rounds}` },
       { suite, case: 'single job as a one-job batch, p50, REPLY_QUEUE_TYPE=quorum on one node', ours: pct(c.quorumOne, 50), baseline: pct(c.classicOne, 50), baselineName: 'classic reply queues, p50', unit: 'ms', higherIsBetter: false, note: `${c.quorumOne.length} each, blocks of 20 taking turns; p99 quorum ${pct(c.quorumOne, 99).toFixed(1)} ms, classic ${pct(c.classicOne, 99).toFixed(1)} ms` },
     );
+  }
+  if (PARTS.has('tracing')) {
+    const t = await tracingCost(config.AMQP_URL, JOBS, ROUNDS, WARMUP_JOBS);
+    if ('skipped' in t) {
+      rows.push({ suite, case: 'tracing off / on rows', ours: NaN, unit: '-', higherIsBetter: true, note: `skipped: ${t.skipped}` });
+    } else {
+      const us = (c: { producer: number; service: number }) => `CPU per job: producer ${Math.round(c.producer)} µs, prime-filter ${Math.round(c.service)} µs`;
+      const rounds = `median of per-round ratios ${median(t.ratios).toFixed(2)}x (rounds: ${t.ratios.map((x) => x.toFixed(2)).join(' ')})`;
+      rows.push(
+        { suite, case: `${JOBS} small jobs, 1 prime-filter, tracing off (no OTEL_* set; producer and service in processes and a vhost of their own)`, ours: median(t.off), unit: 'jobs/s', higherIsBetter: true, note: `median of ${ROUNDS} batches, taking turns with the traced pipeline below; ${us(t.cpuOff)}` },
+        {
+          suite,
+          case: `${JOBS} small jobs, 1 prime-filter, tracing on (OTLP http/protobuf to a local collector stand-in)`,
+          ours: median(t.on),
+          baseline: median(t.off),
+          baselineName: 'the same, tracing off',
+          unit: 'jobs/s',
+          higherIsBetter: true,
+          note: `${rounds}; ${us(t.cpuOn)}; the stand-in took ${t.spansPerJob.toFixed(2)} spans per job (${Object.entries(t.spansPerJobBy).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ')}) in ${t.exports} exports`,
+        },
+      );
+    }
   }
   if (PARTS.has('backlog')) {
     const backlog = await backlogRss(config, BACKLOG);
